@@ -1,0 +1,21 @@
+"""Test settings: speed and determinism only."""
+
+from config.huey import huey_settings
+
+from .base import *  # noqa: F403
+from .base import DATA_DIR, REDIS_URL
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# A fixed key so tests never write data/; tests that rotate keys override this.
+TOKEN_ENCRYPTION_KEYS = ["dGVzdC10ZXN0LXRlc3QtdGVzdC10ZXN0LXRlc3QtMDA="]
+HUEY = huey_settings(redis_url=REDIS_URL, data_dir=DATA_DIR, immediate=True)
+SPOTIFY_CLIENT_ID = "earworm-test-client"
+SPOTIFY_CLIENT_SECRET = "earworm-test-secret"
+SPOTIFY_ACCOUNTS_URL = "http://spotify.invalid"
+SPOTIFY_API_URL = "http://spotify.invalid/v1"
+DEMO_MODE = False
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
