@@ -33,7 +33,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
     needs_service = item.get_closest_marker("postgres") or item.get_closest_marker("redis")
     if report.skipped and required and needs_service:
         report.outcome = "failed"
-        report.longrepr = f"{item.nodeid} was skipped, but EARWORM_REQUIRE_SERVICES=1 requires PostgreSQL and Redis"
+        report.longrepr = (
+            f"{item.nodeid} was skipped, but EARWORM_REQUIRE_SERVICES=1 requires PostgreSQL and Redis"
+        )
     return report
 
 
@@ -41,4 +43,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if os.environ.get("EARWORM_REQUIRE_SERVICES") == "1" and _service_run():
         missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
         if missing or not os.environ["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
-            raise pytest.UsageError(f"EARWORM_REQUIRE_SERVICES=1 needs a PostgreSQL DATABASE_URL and REDIS_URL ({missing})")
+            raise pytest.UsageError(
+                f"EARWORM_REQUIRE_SERVICES=1 needs a PostgreSQL DATABASE_URL and REDIS_URL ({missing})"
+            )

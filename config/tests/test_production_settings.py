@@ -40,6 +40,12 @@ def test_production_refuses_to_start_without_a_secret_key_or_encryption_keys():
 
 
 def test_debug_cannot_be_switched_on_in_production():
-    result = _manage("shell", "-c", "from django.conf import settings; print(settings.DEBUG)", DJANGO_DEBUG="true", **OPERATOR_ENV)
+    result = _manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.DEBUG)",
+        DJANGO_DEBUG="true",
+        **OPERATOR_ENV,
+    )
 
     assert result.stdout.strip().splitlines()[-1] == "False", result.stderr

@@ -14,7 +14,13 @@ class UserAdmin(DjangoUserAdmin):
 class SpotifyAccountAdmin(admin.ModelAdmin):
     # Tokens are never shown or editable (SECURITY.md OA-11): they are left out of every form and list.
     exclude = ("access_token", "refresh_token")
-    readonly_fields = ("has_tokens", "expires_at", "consented_at", "refresh_lease_until", "sync_claimed_until")
+    readonly_fields = (
+        "has_tokens",
+        "expires_at",
+        "consented_at",
+        "refresh_lease_until",
+        "sync_claimed_until",
+    )
     list_display = ("spotify_id", "display_name", "user", "status", "last_synced_at", "consented_at")
     list_filter = ("status",)
     search_fields = ("spotify_id", "account_id", "display_name", "user__username")

@@ -46,7 +46,9 @@ class Artist(CatalogItem):
         constraints = [
             models.UniqueConstraint(fields=["key"], name="catalog_artist_unique_key"),
             models.UniqueConstraint(
-                fields=["spotify_id"], condition=Q(spotify_id__isnull=False), name="catalog_artist_unique_spotify_id"
+                fields=["spotify_id"],
+                condition=Q(spotify_id__isnull=False),
+                name="catalog_artist_unique_spotify_id",
             ),
         ]
         indexes = [
@@ -66,7 +68,9 @@ class Album(CatalogItem):
         constraints = [
             models.UniqueConstraint(fields=["key"], name="catalog_album_unique_key"),
             models.UniqueConstraint(
-                fields=["spotify_id"], condition=Q(spotify_id__isnull=False), name="catalog_album_unique_spotify_id"
+                fields=["spotify_id"],
+                condition=Q(spotify_id__isnull=False),
+                name="catalog_album_unique_spotify_id",
             ),
         ]
 
@@ -83,7 +87,9 @@ class Track(CatalogItem):
         constraints = [
             models.UniqueConstraint(fields=["key"], name="catalog_track_unique_key"),
             models.UniqueConstraint(
-                fields=["spotify_id"], condition=Q(spotify_id__isnull=False), name="catalog_track_unique_spotify_id"
+                fields=["spotify_id"],
+                condition=Q(spotify_id__isnull=False),
+                name="catalog_track_unique_spotify_id",
             ),
         ]
         indexes = [
@@ -114,7 +120,9 @@ class ArtistGenre(models.Model):
     genre = models.ForeignKey(Genre, on_delete=models.CASCADE)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["artist", "genre"], name="catalog_artistgenre_unique_pair")]
+        constraints = [
+            models.UniqueConstraint(fields=["artist", "genre"], name="catalog_artistgenre_unique_pair")
+        ]
 
     def __str__(self) -> str:
         return f"{self.artist_id}: {self.genre_id}"

@@ -48,7 +48,9 @@ def catalog_upsert(
     return result
 
 
-def _upsert_batch(batch: Sequence[TrackData], *, metadata_fetched_at: datetime | None, result: UpsertResult) -> None:
+def _upsert_batch(
+    batch: Sequence[TrackData], *, metadata_fetched_at: datetime | None, result: UpsertResult
+) -> None:
     tracks_by_key: dict[str, TrackData] = {track_key(track): track for track in batch}
     artists_by_key: dict[str, SimplifiedArtistData] = {}
     albums_by_key: dict[str, SimplifiedAlbumData] = {}

@@ -27,8 +27,8 @@ def _fernet(keys: tuple[str, ...]) -> MultiFernet:
         return MultiFernet([Fernet(key.encode()) for key in keys])
     except ValueError as exc:
         raise ImproperlyConfigured(
-            "TOKEN_ENCRYPTION_KEYS holds an invalid key: each must be 32 url-safe base64-encoded bytes "
-            "(make one with `python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`)."
+            "TOKEN_ENCRYPTION_KEYS holds an invalid key: each must be 32 url-safe base64 bytes; make one "
+            "with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
         ) from exc
 
 

@@ -11,7 +11,9 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Run Earworm locally: web server on 127.0.0.1:8000, a Huey consumer, and the emulator in demo mode."
+    help = (
+        "Run Earworm locally: web server on 127.0.0.1:8000, a Huey consumer, and the emulator in demo mode."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--port", type=int, default=8000)
@@ -19,7 +21,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, port: int, **options: Any) -> None:
         commands: list[tuple[str, list[str]]] = []
         if settings.DEMO_MODE:
-            commands.append(("emulator", [sys.executable, "-m", "spotify_emulator", "--port", str(settings.DEMO_EMULATOR_PORT)]))
+            commands.append(
+                (
+                    "emulator",
+                    [sys.executable, "-m", "spotify_emulator", "--port", str(settings.DEMO_EMULATOR_PORT)],
+                )
+            )
         commands.append(("worker", [sys.executable, "manage.py", "run_huey", "--workers", "2"]))
         commands.append(("web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"]))
 
@@ -30,8 +37,14 @@ class Command(BaseCommand):
                 if name == "emulator":
                     time.sleep(1)  # let it bind before the web server points at it
             if settings.DEMO_MODE:
-                self.stdout.write(self.style.WARNING("Demo mode: no SPOTIFY_CLIENT_ID, using the built-in Spotify emulator."))
-            self.stdout.write(self.style.SUCCESS(f"Earworm is at http://127.0.0.1:{port}/  (Ctrl-C stops everything)"))
+                self.stdout.write(
+                    self.style.WARNING(
+                        "Demo mode: no SPOTIFY_CLIENT_ID, using the built-in Spotify emulator."
+                    )
+                )
+            self.stdout.write(
+                self.style.SUCCESS(f"Earworm is at http://127.0.0.1:{port}/  (Ctrl-C stops everything)")
+            )
             while all(process.poll() is None for _, process in processes):
                 time.sleep(0.5)
             for name, process in processes:
