@@ -129,10 +129,11 @@ class UserProfile(SpotifyModel):
 class TokenSet(SpotifyModel):
     """A token-endpoint answer. `refresh_token` is absent when Spotify keeps the old one."""
 
-    access_token: str = Field(min_length=1)
+    # repr=False: a logged or printed TokenSet must not show the tokens (SECURITY.md LG-1).
+    access_token: str = Field(min_length=1, repr=False)
     token_type: str
     expires_in: int = Field(ge=0)
-    refresh_token: str | None = None
+    refresh_token: str | None = Field(default=None, repr=False)
     scope: str | None = None
 
     @field_validator("token_type")
