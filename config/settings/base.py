@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "earworm.web.middleware.SpotifyErrorMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
