@@ -33,9 +33,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
     needs_service = item.get_closest_marker("postgres") or item.get_closest_marker("redis")
     if report.skipped and required and needs_service:
         report.outcome = "failed"
-        report.longrepr = (
-            f"{item.nodeid} was skipped, but EARWORM_REQUIRE_SERVICES=1 requires PostgreSQL and Redis"
-        )
+        report.longrepr = f"{item.nodeid} was skipped, but EARWORM_REQUIRE_SERVICES=1 requires PostgreSQL and Redis"
     return report
 
 

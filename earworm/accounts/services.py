@@ -73,9 +73,7 @@ def spotify_account_connect(*, token_set: TokenSet, profile: UserProfile) -> Con
     granted = set((token_set.scope or "").split())
     if granted != set(settings.SPOTIFY_SCOPES):
         # OA-7: record and flag a scope that differs from the request; Earworm works with what it got.
-        logger.warning(
-            "Spotify granted scopes %s, requested %s.", sorted(granted), sorted(settings.SPOTIFY_SCOPES)
-        )
+        logger.warning("Spotify granted scopes %s, requested %s.", sorted(granted), sorted(settings.SPOTIFY_SCOPES))
     logger.info("Spotify login for account %s (%s).", account.pk, "new" if created else "existing")
     return ConnectResult(user=user, account=account, created=created)
 
@@ -122,9 +120,7 @@ def spotify_account_access_token_get(*, account_id: int, rejected_token: str | N
     try:
         return _refresh_holding_lease(account_id, rejected_token, lease)
     finally:
-        SpotifyAccount.objects.filter(pk=account_id, refresh_lease_until=lease).update(
-            refresh_lease_until=None
-        )
+        SpotifyAccount.objects.filter(pk=account_id, refresh_lease_until=lease).update(refresh_lease_until=None)
 
 
 def _usable(account: SpotifyAccount, rejected_token: str | None) -> bool:
@@ -162,9 +158,7 @@ def _refresh_holding_lease(account_id: int, rejected_token: str | None, lease: d
         if account.refresh_token != refresh_token and account.status == SpotifyAccount.Status.ACTIVE:
             # Another caller rotated the token meanwhile (RF-5): theirs is the good one.
             return account.access_token
-        _mark_needs_relogin(
-            account_id, "Spotify no longer accepts Earworm's login (revoked or older than 6 months)."
-        )
+        _mark_needs_relogin(account_id, "Spotify no longer accepts Earworm's login (revoked or older than 6 months).")
         raise SpotifyReloginRequired() from None
     except SpotifyInvalidClient as exc:
         quota_gate_record_config_error(message=f"Token refresh failed: {exc.message}")
@@ -177,12 +171,8 @@ def _refresh_holding_lease(account_id: int, rejected_token: str | None, lease: d
         updates["refresh_token"] = token_set.refresh_token
     stored = SpotifyAccount.objects.filter(pk=account_id, refresh_lease_until=lease).update(**updates)
     if not stored:
-        logger.warning(
-            "Refresh of account %s finished after its lease lapsed; result not stored.", account_id
-        )
-    logger.info(
-        "Refreshed the Spotify token of account %s (rotated: %s).", account_id, bool(token_set.refresh_token)
-    )
+        logger.warning("Refresh of account %s finished after its lease lapsed; result not stored.", account_id)
+    logger.info("Refreshed the Spotify token of account %s (rotated: %s).", account_id, bool(token_set.refresh_token))
     return token_set.access_token
 
 
@@ -205,9 +195,7 @@ def spotify_client_for_account(*, account_id: int, kind: str = "sync") -> Spotif
     holder = {"token": token}
 
     def refresh() -> str:
-        holder["token"] = spotify_account_access_token_get(
-            account_id=account_id, rejected_token=holder["token"]
-        )
+        holder["token"] = spotify_account_access_token_get(account_id=account_id, rejected_token=holder["token"])
         return holder["token"]
 
     return spotify_client(access_token=token, kind=kind, refresh_access_token=refresh)

@@ -5,7 +5,7 @@ import time
 from typing import Any
 
 from django.contrib.auth import login, logout
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
@@ -65,22 +65,16 @@ class SpotifyCallbackView(View):
                 logger.info("Spotify login cancelled by the user.")
                 return render(request, "accounts/login_cancelled.html", status=200)
             logger.warning("Spotify login failed with error %r.", error[:50])
-            return _render_error(
-                request, "Spotify could not complete the sign-in. Please try again.", status=400
-            )
+            return _render_error(request, "Spotify could not complete the sign-in. Please try again.", status=400)
         if not code:
-            return _render_error(
-                request, "Spotify sent no authorization code. Please start again.", status=400
-            )
+            return _render_error(request, "Spotify sent no authorization code. Please start again.", status=400)
 
         try:
             token_set = spotify_oauth().exchange_code(code=code, code_verifier=attempt["verifier"])
             with spotify_client(access_token=token_set.access_token, kind="login") as client:
                 profile = client.me()
         except SpotifyInvalidGrant:
-            return _render_error(
-                request, "That sign-in code expired or was already used. Please start again.", 400
-            )
+            return _render_error(request, "That sign-in code expired or was already used. Please start again.", 400)
         except SpotifyInvalidClient as exc:
             quota_gate_record_config_error(message=f"Login failed: {exc.message}")
             return _render_error(
@@ -98,7 +92,7 @@ class SpotifyCallbackView(View):
         login(request, result.user)  # a new session key and CSRF token (SECURITY.md OA-13)
         return HttpResponseRedirect(attempt["next"])
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = super().dispatch(request, *args, **kwargs)
         # The callback URL carries the code: never leak it to another site through Referer (OA-9).
         response["Referrer-Policy"] = "no-referrer"
@@ -149,9 +143,7 @@ def _safe_next(request: HttpRequest, url: str | None) -> str:
     if (
         url
         and url.startswith("/")
-        and url_has_allowed_host_and_scheme(
-            url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        )
+        and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure())
     ):
         return url
     return "/"

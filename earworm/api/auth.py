@@ -22,9 +22,7 @@ def api_token_hash(raw: str) -> str:
 def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
     """Create a token; return it with the raw value, which is shown once and never stored."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(
-        user=user, name=name[:100], token_hash=api_token_hash(raw), prefix=raw[:10]
-    )
+    token = ApiToken.objects.create(user=user, name=name[:100], token_hash=api_token_hash(raw), prefix=raw[:10])
     return token, raw
 
 

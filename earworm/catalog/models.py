@@ -120,9 +120,7 @@ class ArtistGenre(models.Model):
     genre = models.ForeignKey(Genre, on_delete=models.CASCADE)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["artist", "genre"], name="catalog_artistgenre_unique_pair")
-        ]
+        constraints = [models.UniqueConstraint(fields=["artist", "genre"], name="catalog_artistgenre_unique_pair")]
 
     def __str__(self) -> str:
         return f"{self.artist_id}: {self.genre_id}"

@@ -48,9 +48,7 @@ def catalog_upsert(
     return result
 
 
-def _upsert_batch(
-    batch: Sequence[TrackData], *, metadata_fetched_at: datetime | None, result: UpsertResult
-) -> None:
+def _upsert_batch(batch: Sequence[TrackData], *, metadata_fetched_at: datetime | None, result: UpsertResult) -> None:
     tracks_by_key: dict[str, TrackData] = {track_key(track): track for track in batch}
     artists_by_key: dict[str, SimplifiedArtistData] = {}
     albums_by_key: dict[str, SimplifiedAlbumData] = {}
@@ -72,10 +70,7 @@ def _upsert_batch(
 
     artist_ids = _upsert(
         Artist,
-        [
-            Artist(key=key, spotify_id=artist.id, name=artist.name[:NAME_MAX])
-            for key, artist in artists_by_key.items()
-        ],
+        [Artist(key=key, spotify_id=artist.id, name=artist.name[:NAME_MAX]) for key, artist in artists_by_key.items()],
         update_fields=["name", "spotify_id"],
     )
     album_update_fields = ["name", "spotify_id", "album_type", "release_date", "release_date_precision"]

@@ -17,9 +17,7 @@ class SpotifyReloginRequired(ApplicationError):
 
     status_code = 409
 
-    def __init__(
-        self, message: str = "Spotify needs you to log in again before Earworm can keep syncing."
-    ) -> None:
+    def __init__(self, message: str = "Spotify needs you to log in again before Earworm can keep syncing.") -> None:
         super().__init__(message, extra={"code": "spotify_relogin_required"})
 
 
@@ -29,7 +27,5 @@ class SpotifyBusy(ApplicationError):
     status_code = 503
     retry_after = 5
 
-    def __init__(
-        self, message: str = "Spotify is busy for your account; try again in a few seconds."
-    ) -> None:
+    def __init__(self, message: str = "Spotify is busy for your account; try again in a few seconds.") -> None:
         super().__init__(message, extra={"code": "spotify_busy"})

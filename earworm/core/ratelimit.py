@@ -29,9 +29,9 @@ def quota_gate_record_config_error(*, message: str, client_id: str | None = None
 
 def quota_gate_clear_config_error(*, client_id: str | None = None) -> None:
     """A successful token call proves the client credentials work again."""
-    QuotaGate.objects.filter(client_id=client_id or settings.SPOTIFY_CLIENT_ID).exclude(
-        config_error=""
-    ).update(config_error="", config_error_at=None)
+    QuotaGate.objects.filter(client_id=client_id or settings.SPOTIFY_CLIENT_ID).exclude(config_error="").update(
+        config_error="", config_error_at=None
+    )
 
 
 def quota_gate_paused_until(*, client_id: str | None = None) -> datetime | None:

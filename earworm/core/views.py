@@ -16,6 +16,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with a misconfigured client id still serves stored history.
     """
     checks: dict[str, object] = {}
+    gates: list[dict] = []
     healthy = True
     try:
         with connection.cursor() as cursor:
@@ -41,7 +42,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
         logger.exception("Health check: job queue unavailable.")
         checks["queue"] = {"status": "unavailable"}
         healthy = False
-    config_errors = any(gate.get("configuration_error") for gate in checks.get("spotify", []))  # type: ignore[union-attr]
+    config_errors = any(gate["config_error"] for gate in gates)
     status = "ok" if healthy and not config_errors else ("degraded" if healthy else "unavailable")
     response = JsonResponse({"status": status, **checks}, status=200 if healthy else 503)
     response["Cache-Control"] = "no-store"

@@ -10,9 +10,7 @@ def spotify_id(kind: str, n: int) -> str:
 def make_track(n: int, *, artists: int = 1, artist_pool: int = 500, album_pool: int = 2000) -> TrackData:
     """Track n, credited to `artists` artists drawn from a pool, on one album of a pool."""
     credited = [
-        SimplifiedArtistData(
-            id=spotify_id("artist", (n + i) % artist_pool), name=f"Artist {(n + i) % artist_pool}"
-        )
+        SimplifiedArtistData(id=spotify_id("artist", (n + i) % artist_pool), name=f"Artist {(n + i) % artist_pool}")
         for i in range(artists)
     ]
     album_n = n % album_pool

@@ -15,9 +15,7 @@ NEW_KEY = Fernet.generate_key().decode()
 
 def _raw_columns(account_id: int) -> tuple[str, str]:
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT access_token, refresh_token FROM accounts_spotifyaccount WHERE id = %s", [account_id]
-        )
+        cursor.execute("SELECT access_token, refresh_token FROM accounts_spotifyaccount WHERE id = %s", [account_id])
         return cursor.fetchone()
 
 

@@ -52,10 +52,7 @@ def test_login_redirects_to_spotify_with_state_pkce_and_the_configured_redirect_
 
     location = urlsplit(response["Location"])
     query = {k: v[0] for k, v in parse_qs(location.query).items()}
-    assert (
-        f"{location.scheme}://{location.netloc}{location.path}"
-        == f"{settings.SPOTIFY_ACCOUNTS_URL}/authorize"
-    )
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{settings.SPOTIFY_ACCOUNTS_URL}/authorize"
     assert query["response_type"] == "code"
     assert query["client_id"] == settings.SPOTIFY_CLIENT_ID
     assert query["redirect_uri"] == settings.SPOTIFY_REDIRECT_URI
@@ -264,17 +261,11 @@ def test_rate_limited_during_login_is_a_503_with_retry_after(client, spotify):
     assert response["Retry-After"] == "8"
 
 
-def test_logging_in_again_keeps_the_stored_refresh_token_when_spotify_sends_none(
-    client, spotify, spotify_account
-):
-    spotify.me.return_value = UserProfile(
-        id=spotify_account.spotify_id, account_id=spotify_account.account_id
-    )
+def test_logging_in_again_keeps_the_stored_refresh_token_when_spotify_sends_none(client, spotify, spotify_account):
+    spotify.me.return_value = UserProfile(id=spotify_account.spotify_id, account_id=spotify_account.account_id)
     spotify.exchange.return_value = TOKENS.model_copy(update={"refresh_token": None})
     old_refresh = spotify_account.refresh_token
-    SpotifyAccount.objects.filter(pk=spotify_account.pk).update(
-        status="needs_relogin", status_reason="expired"
-    )
+    SpotifyAccount.objects.filter(pk=spotify_account.pk).update(status="needs_relogin", status_reason="expired")
     state = _start_login(client)
 
     client.get("/api/callback/", {"code": "c", "state": state})

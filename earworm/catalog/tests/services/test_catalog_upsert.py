@@ -16,9 +16,7 @@ def _snapshot() -> dict[str, list]:
         "albums": list(Album.objects.order_by("key").values_list("key", "name", "release_date")),
         "tracks": list(Track.objects.order_by("key").values_list("key", "name", "album__key", "isrc")),
         "links": list(
-            TrackArtist.objects.order_by("track__key", "position").values_list(
-                "track__key", "artist__key", "position"
-            )
+            TrackArtist.objects.order_by("track__key", "position").values_list("track__key", "artist__key", "position")
         ),
     }
 
@@ -63,9 +61,7 @@ def test_a_batch_holding_the_same_track_twice_is_written_once():
     assert Track.objects.count() == 2
     assert result.new_tracks == 2
     assert list(
-        Track.objects.get(key=track.id)
-        .artists.order_by("trackartist__position")
-        .values_list("name", flat=True)
+        Track.objects.get(key=track.id).artists.order_by("trackartist__position").values_list("name", flat=True)
     ) == [
         "Artist 7",
         "Artist 8",
@@ -79,11 +75,7 @@ def test_new_credits_replace_the_old_order():
 
     catalog_upsert(tracks=[reordered])
 
-    names = (
-        Track.objects.get(key=track.id)
-        .artists.order_by("trackartist__position")
-        .values_list("name", flat=True)
-    )
+    names = Track.objects.get(key=track.id).artists.order_by("trackartist__position").values_list("name", flat=True)
     assert list(names) == ["Artist 2", "Artist 1"]
 
 

@@ -11,9 +11,7 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = (
-        "Run Earworm locally: web server on 127.0.0.1:8000, a Huey consumer, and the emulator in demo mode."
-    )
+    help = "Run Earworm locally: web server on 127.0.0.1:8000, a Huey consumer, and the emulator in demo mode."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--port", type=int, default=8000)
@@ -38,13 +36,9 @@ class Command(BaseCommand):
                     time.sleep(1)  # let it bind before the web server points at it
             if settings.DEMO_MODE:
                 self.stdout.write(
-                    self.style.WARNING(
-                        "Demo mode: no SPOTIFY_CLIENT_ID, using the built-in Spotify emulator."
-                    )
+                    self.style.WARNING("Demo mode: no SPOTIFY_CLIENT_ID, using the built-in Spotify emulator.")
                 )
-            self.stdout.write(
-                self.style.SUCCESS(f"Earworm is at http://127.0.0.1:{port}/  (Ctrl-C stops everything)")
-            )
+            self.stdout.write(self.style.SUCCESS(f"Earworm is at http://127.0.0.1:{port}/  (Ctrl-C stops everything)"))
             while all(process.poll() is None for _, process in processes):
                 time.sleep(0.5)
             for name, process in processes:
