@@ -1,4 +1,5 @@
 import logging
+from typing import Any
 
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
@@ -16,13 +17,15 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with a misconfigured client id still serves stored history.
     """
     checks: dict[str, object] = {}
-    gates: list[dict] = []
+    gates: list[dict[str, Any]] = []
     healthy = True
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         checks["database"] = "ok"
-        gates = list(QuotaGate.objects.values("client_id", "paused_until", "pause_reason", "config_error"))
+        gates = [
+            dict(row) for row in QuotaGate.objects.values("client_id", "paused_until", "pause_reason", "config_error")
+        ]
         checks["spotify"] = [
             {
                 "client_id": gate["client_id"],
