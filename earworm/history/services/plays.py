@@ -1,0 +1,123 @@
+"""The one way plays enter the database, whatever their source (API sync or data export).
+
+DESIGN.md §5: a play is unique per user, track and `played_at`; beyond that, two plays of one track whose
+listening intervals overlap are one play. Both sources give the moment a listen *ended* (the API's
+`played_at`, the export's `ts`), so a play covers `[played_at - length, played_at]`, where the length is
+`ms_played` when known and the track's duration otherwise. This catches the same listen arriving from
+the API and from an export, and the duplicate records real exports contain, while keeping genuine
+back-to-back repeats (they touch but do not overlap).
+"""
+
+import bisect
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+
+from earworm.catalog.models import Track
+from earworm.history.models import Play
+
+# A listen of unknown length counts as Spotify's shortest counted stream.
+UNKNOWN_LENGTH = timedelta(seconds=30)
+# No listen is taken to last longer than this when looking for overlaps; bounds the neighbour query.
+MAX_LENGTH = timedelta(hours=2)
+INSERT_BATCH_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class NewPlay:
+    track_id: int
+    played_at: datetime  # aware, UTC: when the listen ended
+    ms_played: int | None
+    source: str
+    context_uri: str = ""
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    inserted: int
+    duplicates: int
+    # The span of the plays offered, for refreshing what is derived from plays.
+    earliest: datetime | None
+    latest: datetime | None
+
+
+def listen_length(*, ms_played: int | None, duration_ms: int | None) -> timedelta:
+    """How long a listen lasted, for the overlap rule."""
+    for value in (ms_played, duration_ms):
+        if value:
+            return min(timedelta(milliseconds=value), MAX_LENGTH)
+    return UNKNOWN_LENGTH
+
+
+def history_plays_store(*, user_id: int, plays: Sequence[NewPlay]) -> StoreResult:
+    """Store new plays of one user, dropping any that overlap a stored play or an earlier one in `plays`.
+
+    Runs a fixed number of queries per call (durations, stored neighbours, two counts, the inserts in
+    batches of 2,000), inside the caller's transaction when there is one. Returns how many plays were
+    inserted and how many were duplicates.
+    """
+    if not plays:
+        return StoreResult(inserted=0, duplicates=0, earliest=None, latest=None)
+    durations = dict(Track.objects.filter(pk__in={play.track_id for play in plays}).values_list("pk", "duration_ms"))
+
+    def interval(track_id: int, played_at: datetime, ms_played: int | None) -> tuple[datetime, datetime]:
+        return played_at - listen_length(ms_played=ms_played, duration_ms=durations.get(track_id)), played_at
+
+    earliest = min(play.played_at for play in plays)
+    latest = max(play.played_at for play in plays)
+    window_start = earliest - MAX_LENGTH
+    window_end = latest + MAX_LENGTH
+
+    # Ends of stored listens per track, and the starts in the same order (sorted by end).
+    stored: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    neighbours = (
+        Play.objects.filter(user_id=user_id, track_id__in=durations.keys(), played_at__range=(window_start, window_end))
+        .order_by("played_at")
+        .values_list("track_id", "played_at", "ms_played")
+    )
+    for track_id, played_at, ms_played in neighbours:
+        start, end = interval(track_id, played_at, ms_played)
+        stored[track_id].append((end, start))
+
+    kept: list[Play] = []
+    last_kept_end: dict[int, datetime] = {}
+    for play in sorted(plays, key=lambda p: (p.track_id, p.played_at)):
+        start, end = interval(play.track_id, play.played_at, play.ms_played)
+        if play.track_id in last_kept_end and last_kept_end[play.track_id] > start:
+            continue  # overlaps the previous kept play of this track (sorted by end: only it can)
+        if _overlaps_stored(stored.get(play.track_id, []), start, end):
+            continue
+        last_kept_end[play.track_id] = end
+        kept.append(
+            Play(
+                user_id=user_id,
+                track_id=play.track_id,
+                played_at=play.played_at,
+                ms_played=play.ms_played,
+                source=play.source,
+                context_uri=play.context_uri[:255],
+            )
+        )
+
+    in_span = Play.objects.filter(user_id=user_id, played_at__range=(earliest, latest))
+    with transaction.atomic():
+        before = in_span.count()
+        # The unique key still guards against a concurrent writer between the read above and this insert.
+        Play.objects.bulk_create(kept, ignore_conflicts=True, batch_size=INSERT_BATCH_SIZE)
+        inserted = in_span.count() - before
+    return StoreResult(inserted=inserted, duplicates=len(plays) - inserted, earliest=earliest, latest=latest)
+
+
+def _overlaps_stored(listens: list[tuple[datetime, datetime]], start: datetime, end: datetime) -> bool:
+    """`listens` holds (end, start) sorted by end; a stored listen overlaps when it ends after `start` and
+    starts before `end`. Only listens ending within MAX_LENGTH after `end` can start before it."""
+    index = bisect.bisect_right(listens, (start, datetime.max.replace(tzinfo=start.tzinfo)))
+    for stored_end, stored_start in listens[index:]:
+        if stored_end - MAX_LENGTH >= end:
+            break
+        if stored_start < end:
+            return True
+    return False
