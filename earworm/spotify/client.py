@@ -252,11 +252,7 @@ class SpotifyClient:
         kept for the caller to skip. Returns a `PlayHistoryPage` (an empty one has `cursors: None`).
         Raises `ValueError` for bad arguments, `SpotifyError` subclasses for Spotify's failures.
         """
-        if (
-            isinstance(limit, bool)
-            or not isinstance(limit, int)
-            or not 1 <= limit <= RECENTLY_PLAYED_MAX_LIMIT
-        ):
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= RECENTLY_PLAYED_MAX_LIMIT:
             raise ValueError(f"limit must be an int from 1 to {RECENTLY_PLAYED_MAX_LIMIT}")
         if after_ms is not None and before_ms is not None:
             raise ValueError("after_ms and before_ms are mutually exclusive")
@@ -330,9 +326,8 @@ class SpotifyClient:
         """
         return parse_model(AlbumData, self._get(f"/albums/{_check_id(album_id)}"))
 
-    def _get(
-        self, path: str, params: Mapping[str, str | int] | None = None, *, batch: bool = False
-    ) -> object:
+    @sensitive_variables("new_token")
+    def _get(self, path: str, params: Mapping[str, str | int] | None = None, *, batch: bool = False) -> object:
         """GET `path`, refreshing the token once on a 401 (SECURITY.md RF-6). Returns the decoded JSON."""
         answer = self._send(path, params)
         if answer.status == 401 and self._refresh_access_token is not None:
@@ -387,7 +382,10 @@ class SpotifyClient:
                 "GET",
                 f"{self._api_url}{path}",
                 params=params,
-                headers={"Authorization": f"Bearer {self._access_token}"},
+                # httpx.Headers masks Authorization in its repr. A plain dict would show the token in error
+                # reports: `Client.stream` is a generator, and Django's `sensitive_variables` cannot see
+                # through generator frames.
+                headers=httpx.Headers({"Authorization": f"Bearer {self._access_token}"}),
             ) as response:
                 status = response.status_code
                 retry_after_header = response.headers.get("Retry-After")
@@ -463,13 +461,9 @@ class SpotifyClient:
         if status == 404:
             return SpotifyNotFound()
         if status == 429:
-            retry_after = (
-                answer.retry_after if answer.retry_after is not None else RATE_LIMIT_DEFAULT_RETRY_AFTER
-            )
+            retry_after = answer.retry_after if answer.retry_after is not None else RATE_LIMIT_DEFAULT_RETRY_AFTER
             if answer.quota_exceeded:
-                return SpotifyQuotaExceeded(
-                    retry_after, resume_time(self._clock(), retry_after), status=status
-                )
+                return SpotifyQuotaExceeded(retry_after, resume_time(self._clock(), retry_after), status=status)
             return SpotifyRateLimited(retry_after, status=status)
         if status >= 500:
             return SpotifyUnavailable(f"Spotify answered with a server error ({status}).", status=status)

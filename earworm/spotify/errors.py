@@ -49,9 +49,7 @@ class SpotifyError(Exception):
         self.permanent = permanent
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}({self.message!r}, status={self.status!r}, permanent={self.permanent!r})"
-        )
+        return f"{type(self).__name__}({self.message!r}, status={self.status!r}, permanent={self.permanent!r})"
 
 
 class SpotifyAuthError(SpotifyError):
@@ -125,9 +123,7 @@ class SpotifyForbidden(SpotifyError):
 class SpotifyNotFound(SpotifyError):
     """The Web API answered 404. Permanent."""
 
-    def __init__(
-        self, message: str = "Spotify does not know this item.", *, status: int | None = 404
-    ) -> None:
+    def __init__(self, message: str = "Spotify does not know this item.", *, status: int | None = 404) -> None:
         super().__init__(message, status=status, permanent=True)
 
 
@@ -187,8 +183,7 @@ class SpotifyQuotaExceeded(SpotifyError):
         if resume_at.tzinfo is None or resume_at.utcoffset() is None:
             raise ValueError("resume_at must be an aware datetime")
         super().__init__(
-            message
-            or f"The Spotify request quota is used up until {resume_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC.",
+            message or f"The Spotify request quota is used up until {resume_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC.",
             status=status,
             permanent=False,
         )
@@ -199,9 +194,7 @@ class SpotifyQuotaExceeded(SpotifyError):
 class SpotifyUnavailable(SpotifyError):
     """Spotify answered 5xx, timed out or could not be reached. Transient."""
 
-    def __init__(
-        self, message: str = "Spotify is unavailable right now.", *, status: int | None = None
-    ) -> None:
+    def __init__(self, message: str = "Spotify is unavailable right now.", *, status: int | None = None) -> None:
         super().__init__(message, status=status, permanent=False)
 
 

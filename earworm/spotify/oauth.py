@@ -225,9 +225,7 @@ class SpotifyOAuth:
         )
         if token.scope is not None and set(token.scope.split()) != set(self._scopes):
             # OA-7: flag a granted scope that differs from the request; scope names are safe to log.
-            logger.warning(
-                "Spotify granted scopes %r, not the requested %r.", token.scope, " ".join(self._scopes)
-            )
+            logger.warning("Spotify granted scopes %r, not the requested %r.", token.scope, " ".join(self._scopes))
         return token
 
     @sensitive_variables()
@@ -265,29 +263,21 @@ class SpotifyOAuth:
         except SpotifyError:
             raise
         except _BodyTooLarge:
-            logger.warning(
-                "Spotify token endpoint (%s) sent more than %s bytes.", grant_type, self._max_response_bytes
-            )
+            logger.warning("Spotify token endpoint (%s) sent more than %s bytes.", grant_type, self._max_response_bytes)
             raise SpotifyBadResponse("Spotify's token endpoint sent a response that is too large.") from None
         except httpx.TimeoutException as exc:
             logger.warning("Spotify token endpoint (%s) timed out (%s).", grant_type, type(exc).__name__)
             raise SpotifyUnavailable("Spotify's login service did not answer in time.") from None
         except httpx.DecodingError:
             logger.warning("Spotify token endpoint (%s) sent a body that could not be decoded.", grant_type)
-            raise SpotifyBadResponse(
-                "Spotify's token endpoint sent a response that could not be decoded."
-            ) from None
+            raise SpotifyBadResponse("Spotify's token endpoint sent a response that could not be decoded.") from None
         except httpx.RequestError as exc:
             logger.warning("Spotify token endpoint (%s) failed: %s.", grant_type, type(exc).__name__)
             raise SpotifyUnavailable("Could not reach Spotify's login service.") from None
         except (ValueError, TypeError, KeyError) as exc:
             # Authlib's own parsing after our check passed; should not happen, but must not escape untyped.
-            logger.warning(
-                "Authlib could not handle a token answer (%s): %s.", grant_type, type(exc).__name__
-            )
-            raise SpotifyBadResponse(
-                "Spotify's token endpoint sent a response Earworm cannot read."
-            ) from None
+            logger.warning("Authlib could not handle a token answer (%s): %s.", grant_type, type(exc).__name__)
+            raise SpotifyBadResponse("Spotify's token endpoint sent a response Earworm cannot read.") from None
         if not checked:
             raise SpotifyBadResponse("Spotify's token endpoint sent no usable answer.")
         return checked[0]
@@ -321,9 +311,7 @@ class SpotifyOAuth:
                 status,
                 body_snippet(body),
             )
-            raise SpotifyBadResponse(
-                "Spotify's token endpoint sent a response Earworm cannot read.", status=status
-            )
+            raise SpotifyBadResponse("Spotify's token endpoint sent a response Earworm cannot read.", status=status)
         return parse_model(TokenSet, data, status=status)
 
     def _failure_for(
@@ -355,9 +343,7 @@ class SpotifyOAuth:
             )
         if status != 200:
             if 400 <= status < 500:
-                return SpotifyBadRequest(
-                    f"Spotify's login service refused the request ({status}).", status=status
-                )
+                return SpotifyBadRequest(f"Spotify's login service refused the request ({status}).", status=status)
             return SpotifyBadResponse(
                 f"Spotify's login service answered with an unexpected status ({status}).", status=status
             )
