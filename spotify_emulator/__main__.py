@@ -16,7 +16,7 @@ def _world_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracks", type=int, default=20000)
     p.add_argument("--users", type=int, default=5)
     p.add_argument("--start", help="emulator clock start (ISO-8601 or epoch ms); default: now")
-    p.add_argument("--backlog-hours", type=int, default=6, help="history before --start served by the API")
+    p.add_argument("--backlog-hours", type=int, default=24, help="history before --start served by the API")
     p.add_argument("--export-days", type=int, default=730, help="how far back the export reaches")
 
 

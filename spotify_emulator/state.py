@@ -69,7 +69,7 @@ class Settings:
     quota_retry_after: int | None = None  # None: seconds until the oldest counted call leaves the day
     timeout_seconds: float = 35.0  # how long a "timeout" fault sleeps
     auto_listen: bool = True  # users keep listening (deterministically) as the clock moves on
-    api_backlog_hours: int = 6  # plays before clock start that recently-played still serves
+    api_backlog_hours: int = 24  # plays before clock start that recently-played still serves
     export_days: int = 730  # how far back the export's history reaches
 
     def update(self, changes: dict[str, Any]) -> None:
