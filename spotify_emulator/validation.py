@@ -35,6 +35,8 @@ DEPARTURES: list[dict[str, str]] = [
      "change": "not required (older simplified albums inside tracks lack them)",
      "evidence": "samples/api/zmb3_spotify_find_track.json, zmb3_spotify_player_recently_played.json, "
                  "spotify-web-api-java_..._GetTrackRequest.json"},
+    {"where": "SimplifiedAlbumObject.artists", "change": "not required (an older album inside a track lacks it)",
+     "evidence": "samples/api/zmb3_spotify_find_track.json"},
     {"where": "ErrorObject.reason", "change": "undeclared field on the quota 429 (allowed: no additionalProperties)",
      "evidence": "FACTS §3.3/§4 (Spotify changelog July 2026; Waynting/GuessSong#27); no capture"},
     {"where": "AlbumBase.available_markets, AlbumObject.label/popularity", "change": "not required",
@@ -99,6 +101,7 @@ def _patched_components(strict: bool) -> dict[str, Any]:
         schemas["AlbumBase"]["required"].remove("available_markets")
         for name in ("total_tracks", "release_date", "release_date_precision"):
             schemas["AlbumBase"]["required"].remove(name)
+        schemas["SimplifiedAlbumObject"]["allOf"][1]["required"].remove("artists")
         for name in ("label", "popularity"):
             schemas["AlbumObject"]["required"].remove(name)
     return spec
