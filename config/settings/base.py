@@ -37,6 +37,7 @@ LOCAL_APPS = [
     "earworm.accounts",
     "earworm.catalog",
     "earworm.history",
+    "earworm.stats",
     "earworm.web",
     "earworm.api",
 ]
@@ -111,6 +112,7 @@ X_FRAME_OPTIONS = "DENY"
 # --- Static files ------------------------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "earworm" / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
