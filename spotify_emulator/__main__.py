@@ -33,9 +33,7 @@ def _state(args: argparse.Namespace, **kwargs: object) -> State:
 
 
 def serve(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m spotify_emulator", description="Spotify accounts + Web API emulator"
-    )
+    p = argparse.ArgumentParser(prog="python -m spotify_emulator", description="Spotify accounts + Web API emulator")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8001)
     p.add_argument("--mode", choices=["development", "extended"], default="development")
@@ -43,9 +41,7 @@ def serve(argv: list[str]) -> int:
     p.add_argument("--frozen-clock", action="store_true", help="the clock moves only via the control API")
     p.add_argument("--no-auto-listen", action="store_true", help="users play nothing unless told to")
     p.add_argument("--token-ttl", type=int, default=3600, help="access token lifetime (expires_in), seconds")
-    p.add_argument(
-        "--refresh-policy", choices=["omit", "rotate", "rotate_invalidate", "random"], default="omit"
-    )
+    p.add_argument("--refresh-policy", choices=["omit", "rotate", "rotate_invalidate", "random"], default="omit")
     p.add_argument("--rate-limit", type=int, default=600, help="requests per rolling window per client")
     p.add_argument("--rate-window", type=int, default=30, help="rolling window, seconds")
     p.add_argument("--quota", type=int, default=50_000, help="requests per rolling day per client")
@@ -82,9 +78,7 @@ def serve(argv: list[str]) -> int:
 
 
 def export_cmd(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m spotify_emulator export", description="write my_spotify_data.zip"
-    )
+    p = argparse.ArgumentParser(prog="python -m spotify_emulator export", description="write my_spotify_data.zip")
     p.add_argument("--user", help="user id (default: the first user)")
     p.add_argument("--out", required=True, help="zip path to write")
     p.add_argument("--records", type=int, help="keep only the N most recent plays of the exported history")

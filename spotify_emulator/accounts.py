@@ -99,9 +99,9 @@ def authorize(state: State, req: Request) -> Response:
     if any(s not in SCOPES for s in scope.split()):
         return fail("invalid_scope")
     challenge, method = q.get("code_challenge"), q.get("code_challenge_method")
-    if challenge is not None or method is not None:
-        if method != "S256" or not challenge or not _CHALLENGE.match(challenge):
-            return fail("invalid_request")
+    has_pkce = challenge is not None or method is not None
+    if has_pkce and (method != "S256" or not challenge or not _CHALLENGE.match(challenge)):
+        return fail("invalid_request")
     request_id = secrets.token_urlsafe(16)
     pending = {"client_id": client.client_id, "redirect_uri": redirect_uri, "scope": scope,
                "code_challenge": challenge or ""}  # fmt: skip
@@ -111,11 +111,7 @@ def authorize(state: State, req: Request) -> Response:
         state.pending[request_id] = pending
         # An approved user is sent straight back unless show_dialog=true (FACTS §1.1).
         user = _cookie_user(req)
-        if (
-            q.get("show_dialog", "false").lower() != "true"
-            and user
-            and (client.client_id, user) in state.approved
-        ):
+        if q.get("show_dialog", "false").lower() != "true" and user and (client.client_id, user) in state.approved:
             state.pending.pop(request_id)
             return _issue_code(state, pending, user)
     return _consent_page(state, client, request_id, scope)
@@ -131,7 +127,8 @@ def _consent_page(state: State, client: Client, request_id: str, scope: str) -> 
         for u in state.world.users
     )
     body = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Spotify emulator - authorize {html.escape(client.name)}</title></head>
+<html lang="en"><head><meta charset="utf-8">
+<title>Spotify emulator - authorize {html.escape(client.name)}</title></head>
 <body>
 <h1>Connect {html.escape(client.name)} to your Spotify account</h1>
 <p>This emulated app (client id <code>{html.escape(client.client_id)}</code>) asks to:</p>
@@ -228,9 +225,7 @@ def _token_response(state: State, client_id: str, user_id: str, scope: str, refr
     with state.lock:
         access = "BQ" + secrets.token_urlsafe(120)[:150]
         ttl = state.settings.access_token_ttl
-        state.access_tokens[access] = AccessToken(
-            access, client_id, user_id, scope, state.now_ms() + ttl * 1000
-        )
+        state.access_tokens[access] = AccessToken(access, client_id, user_id, scope, state.now_ms() + ttl * 1000)
         state.counters.grants["issued_access_tokens"] += 1
     body: dict[str, object] = {"access_token": access, "token_type": "Bearer", "expires_in": ttl}
     if refresh is not None:
@@ -254,9 +249,7 @@ def _code_grant(state: State, client: Client, form: dict[str, str], public: bool
             return oauth_error("invalid_grant", "Invalid authorization code")
         if code.code_challenge:
             verifier = form.get("code_verifier", "")
-            digest = (
-                base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-            )
+            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
             if not _VERIFIER.match(verifier) or digest != code.code_challenge:
                 return oauth_error("invalid_grant", "code_verifier was incorrect")
         elif public:

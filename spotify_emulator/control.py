@@ -117,9 +117,7 @@ def _route(state: State, req: Request, path: str) -> Response:
                     state.allow_list[uid] = bool(allowed)
                 state.materialize()  # plays so far follow the old settings (e.g. auto_listen)
                 state.settings.update(body)
-        return json_response(
-            200, {"settings": dataclasses.asdict(state.settings), "users": _users_json(state)}
-        )
+        return json_response(200, {"settings": dataclasses.asdict(state.settings), "users": _users_json(state)})
     return _error(404, f"no control endpoint {m} {path}")
 
 
@@ -166,9 +164,7 @@ def _user_route(state: State, req: Request, user_id: str, sub: str, body: dict[s
         if source in (None, "api"):
             with state.lock:
                 plays += [p for p in state.plays.get(user_id, []) if p.end_ms <= now]
-        return json_response(
-            200, {"user_id": user_id, "now_ms": now, "plays": [play_json(state, p) for p in plays]}
-        )
+        return json_response(200, {"user_id": user_id, "now_ms": now, "plays": [play_json(state, p) for p in plays]})
     if sub == "/export.zip" and req.method == "GET":
         data = export.build_zip(state.world, state.export_plays(user.index, n_records))
         return Response(200, data, [("Content-Disposition", 'attachment; filename="my_spotify_data.zip"')],

@@ -293,9 +293,7 @@ class LocalTrack:
         def enc(s: str) -> str:
             return s.replace(" ", "+").replace(":", "%3A")
 
-        return (
-            f"spotify:local:{enc(self.artist)}:{enc(self.album)}:{enc(self.name)}:{self.duration_ms // 1000}"
-        )
+        return f"spotify:local:{enc(self.artist)}:{enc(self.album)}:{enc(self.name)}:{self.duration_ms // 1000}"
 
 
 class Catalog:
@@ -351,9 +349,7 @@ class Catalog:
         # Many real artists are "not yet classified": an empty genres list (FACTS §3.4).
         genres = () if rng.random() < 0.45 else tuple(rng.sample(_GENRES, rng.randint(1, 3)))
         popularity = max(0, min(100, int(90 - 80 * (i / max(1, self.n_artists)) ** 0.5 + rng.randint(-5, 5))))
-        return Artist(
-            i, spotify_id(self.seed, "artist", i), name, genres, popularity, rng.randint(0, 5_000_000)
-        )
+        return Artist(i, spotify_id(self.seed, "artist", i), name, genres, popularity, rng.randint(0, 5_000_000))
 
     @lru_cache(maxsize=100_000)  # noqa: B019
     def album(self, j: int) -> Album:
@@ -488,10 +484,7 @@ class World:
                 return self._profiles[k]
         rng = _rng(self.seed, "profile", k)
         cat = self.catalog
-        favs = [
-            rng.choice(cat.artists_with_albums[: max(50, len(cat.artists_with_albums) // 4)])
-            for _ in range(12)
-        ]
+        favs = [rng.choice(cat.artists_with_albums[: max(50, len(cat.artists_with_albums) // 4)]) for _ in range(12)]
         favs += rng.sample(cat.artists_with_albums, min(8, len(cat.artists_with_albums)))
         playlists = []
         for _ in range(3):
@@ -550,17 +543,20 @@ class World:
                 ep = rng.randrange(len(episodes))
                 ms = rng.randint(60_000, 4_294_320)
                 ep_id = spotify_id(self.seed, f"episode:{show}", ep)
-                plays.append(Play(user.id, t + ms, ms, "episode", episode=(show, episodes[ep], ep_id),
-                                  reason_start="clickrow", reason_end=rng.choice(["endplay", "trackdone"])))  # fmt: skip
+                reason_end = rng.choice(["endplay", "trackdone"])
+                episode = (show, episodes[ep], ep_id)
+                plays.append(
+                    Play(
+                        user.id, t + ms, ms, "episode", episode=episode, reason_start="clickrow", reason_end=reason_end
+                    )
+                )
                 cursor = t + ms
                 continue
             mode = rng.choices(["album", "playlist", "artist", "none"], [25, 35, 15, 25])[0]
             context: tuple[str, str] | None = None
             queue: list[int] = []
             if mode == "album":
-                album = cat.album(
-                    cat.album_of_track(self._artist_track(rng, rng.choice(prof.favourite_artists)))
-                )
+                album = cat.album(cat.album_of_track(self._artist_track(rng, rng.choice(prof.favourite_artists))))
                 queue = list(range(album.first_track, album.first_track + album.total_tracks))
                 context = ("album", album.id)
             elif mode == "playlist":

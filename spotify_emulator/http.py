@@ -71,9 +71,7 @@ def json_response(status: int, obj: Any, headers: list[tuple[str, str]] | None =
     return Response(status, body, list(headers or []))
 
 
-def api_error(
-    status: int, message: str, headers: list[tuple[str, str]] | None = None, **extra: Any
-) -> Response:
+def api_error(status: int, message: str, headers: list[tuple[str, str]] | None = None, **extra: Any) -> Response:
     """Web API error body: ``{"error": {"status": N, "message": "..."}}`` (spec ``ErrorObject``)."""
     return json_response(status, {"error": {"status": status, "message": message, **extra}}, headers)
 

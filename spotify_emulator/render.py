@@ -210,6 +210,8 @@ def context(api: str, ctx: tuple[str, str] | None) -> dict[str, Any] | None:
 def play_history(api: str, cat: Catalog, p: Play, mode: str) -> dict[str, Any]:
     if p.local is not None:
         tr = local_track(p.local)
+        if mode == "development":
+            del tr["available_markets"], tr["popularity"], tr["album"]["available_markets"]
     else:
         assert p.track_index is not None
         tr = track(api, cat, cat.track(p.track_index), mode)

@@ -16,6 +16,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -158,11 +159,24 @@ class EmulatorProcess:
             self._control = Control(self.base_url)
         return self._control
 
+    def consent(self, authorize_url: str, user_id: str, agree: bool = True) -> str:
+        """Open an ``/authorize`` URL the app built, press Agree (or Cancel) as ``user_id``;
+        return the callback URL (with ``code``/``state`` or ``error``) the browser would follow."""
+        with httpx.Client(timeout=10) as client:
+            page = client.get(authorize_url)
+            if page.status_code in (302, 303):
+                return page.headers["location"]
+            match = re.search(r'name="request_id" value="([^"]+)"', page.text)
+            if page.status_code != 200 or match is None:
+                raise RuntimeError(f"authorize failed ({page.status_code}): {page.text[:300]}")
+            form = {"request_id": match.group(1), "user": user_id, ("agree" if agree else "cancel"): "1"}
+            return client.post(f"{self.base_url}/authorize/consent", data=form).headers["location"]
+
     def start(self) -> EmulatorProcess:
         args = [self.python, "-m", "spotify_emulator", "--host", self.host, "--port", str(self.port),
                 "--seed", str(self.seed), "--mode", self.mode, *self.extra_args]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-        self.proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        self.proc = subprocess.Popen(
             args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         deadline = time.monotonic() + self.startup_timeout
@@ -181,8 +195,6 @@ class EmulatorProcess:
             self.stop()
             raise RuntimeError(f"emulator did not start: {''.join(output)}") from exc
         # Keep draining stdout (errors are printed there) so the pipe never fills up.
-        import threading
-
         threading.Thread(target=self._drain, daemon=True).start()
         return self
 

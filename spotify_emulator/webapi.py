@@ -108,11 +108,7 @@ def _recently_played(state: State, req: Request, tok: AccessToken, _ident: str |
     for value in (limit, after, before):
         if isinstance(value, Response):
             return value
-    assert (
-        not isinstance(limit, Response)
-        and not isinstance(after, Response)
-        and not isinstance(before, Response)
-    )
+    assert not isinstance(limit, Response) and not isinstance(after, Response) and not isinstance(before, Response)
     if limit is None:
         limit = 20
     if not 1 <= limit <= 50:
@@ -139,9 +135,7 @@ def _recently_played(state: State, req: Request, tok: AccessToken, _ident: str |
     body: dict[str, object] = {"items": [], "next": None, "cursors": None, "limit": limit, "href": href}
     if page:
         newest, oldest = page[0].end_ms, page[-1].end_ms
-        body["items"] = [
-            render.play_history(req.api_url, state.world.catalog, p, state.settings.mode) for p in page
-        ]
+        body["items"] = [render.play_history(req.api_url, state.world.catalog, p, state.settings.mode) for p in page]
         body["cursors"] = {"after": str(newest), "before": str(oldest)}
         if more:
             nxt = {"after": newest} if after is not None else {"before": oldest}

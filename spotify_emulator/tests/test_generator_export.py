@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import subprocess
 import sys
@@ -64,7 +65,7 @@ def test_listening_behaviour():
     kinds = {p.kind for p in plays}
     assert kinds == {"track", "local", "episode"}
     assert any(not p.visible_in_api for p in plays if p.kind == "track")  # short skips exist
-    consecutive_repeats = sum(1 for x, y in zip(plays, plays[1:], strict=False) if x.track_index == y.track_index)
+    consecutive_repeats = sum(1 for x, y in itertools.pairwise(plays) if x.track_index == y.track_index)
     assert consecutive_repeats > 0
     ends = [p.end_ms for p in plays]
     assert all(b - a >= y.ms_played for a, b, y in zip(ends, ends[1:], plays[1:], strict=False))  # no overlap

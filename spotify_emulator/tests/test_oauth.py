@@ -141,7 +141,9 @@ def test_client_authentication_errors(http, users):
     assert token_post(http, auth=("earworm-demo-client", "wrong"), **form).json() == {
         "error": "invalid_client", "error_description": "Invalid client secret"}  # fmt: skip
     # Credentials in the body are accepted too.
-    body_auth = token_post(http, auth=None, client_id="earworm-demo-client", client_secret="earworm-demo-secret", **form)
+    body_auth = token_post(
+        http, auth=None, client_id="earworm-demo-client", client_secret="earworm-demo-secret", **form
+    )
     assert body_auth.status_code == 200
 
 
@@ -214,8 +216,10 @@ def test_refresh_token_expires_six_months_after_consent(emu, http, users):
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
 
 
-@pytest.mark.parametrize(("kind", "description"),
-                         [("revoked_refresh", "Refresh token revoked"), ("expired_consent", "Refresh token expired")])
+@pytest.mark.parametrize(
+    ("kind", "description"),
+    [("revoked_refresh", "Refresh token revoked"), ("expired_consent", "Refresh token expired")],
+)
 def test_refresh_faults(emu, http, users, kind, description):
     tok = login(http, users[0]["id"])
     emu.control.inject_fault(kind, endpoint="token")

@@ -90,16 +90,20 @@ def test_simulated_listening(emu, http, token, users):
 
 
 def test_empty_page_matches_real_capture(emu, http, users):
-    emu.control.set_config(auto_listen=False, allow_list={users[1]["id"]: True})
+    emu.control.set_config(allow_list={users[1]["id"]: True})
     tok = login(http, users[1]["id"])
-    emu.control.reset()  # drops plays and tokens; log in again with no plays at all
-    emu.control.set_config(auto_listen=False)
-    body = http.get(RP, headers=bearer(login(http, users[1]["id"]))).json()
-    assert tok
-    # With the backlog materialized at reset there may be plays; ask for a window with none.
-    body = http.get(RP, params={"after": 9_999_999_999_999}, headers=bearer(login(http, users[1]["id"]))).json()
+    # Nothing after a cursor in the future: the empty page of the 2026-06-04 capture.
+    body = http.get(RP, params={"after": 9_999_999_999_999}, headers=bearer(tok)).json()
     assert body["items"] == [] and body["cursors"] is None and body["next"] is None
     validate(body, "CursorPagingPlayHistoryObject")
+
+
+def test_consent_helper_for_app_tests(emu, users):
+    url = f"{emu.accounts_url}/authorize?client_id={emu.client_id}&response_type=code&state=s&redirect_uri=" + (
+        "http%3A%2F%2F127.0.0.1%3A8000%2Fapi%2Fcallback%2F"
+    )
+    assert "code=" in emu.consent(url, users[0]["id"])
+    assert "error=access_denied" in emu.consent(url, users[0]["id"], agree=False)
 
 
 @pytest.mark.parametrize(
