@@ -1,0 +1,78 @@
+"""Rollups of plays, so statistics never scan the Play table on a page view (docs/stats.md).
+
+Each rollup row covers one *period* of the user's local calendar at one *grain*: a day, a month, a year,
+or (track rollups only) all time. A range of days is answered by the fewest periods that tile it: whole
+years, then whole months, then single days. Rows are derived data: `stats_rollups_refresh` deletes and
+rebuilds them from plays, and nothing else writes them.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class Grain(models.IntegerChoices):
+    DAY = 0, "day"
+    MONTH = 1, "month"
+    YEAR = 2, "year"
+    ALL = 3, "all time"
+
+
+# The `start` of the all-time period: one fixed date, so all-time rows share one key shape.
+ALL_TIME_START = "2000-01-01"
+
+
+class TrackRollup(models.Model):
+    """Plays and listening time of one track by one user in one period.
+
+    Artist, album and genre statistics join this through TrackArtist, Track and ArtistGenre at query time,
+    so a catalog change (enrichment replacing a track's artists) shows at once without a refresh.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    grain = models.SmallIntegerField(choices=Grain.choices)
+    # First local day of the period (the day itself, the 1st of the month, 1 January; ALL_TIME_START).
+    start = models.DateField()
+    track = models.ForeignKey("catalog.Track", on_delete=models.CASCADE, related_name="+", db_index=False)
+    plays = models.PositiveIntegerField()
+    # ms_played where known, else the track's duration (API plays do not say how long they lasted).
+    ms_played = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "grain", "start", "track"], name="stats_trackrollup_unique_period_track"
+            ),
+        ]
+        indexes = [
+            # Artist, album and track pages: one track's periods.
+            models.Index(fields=["user", "track", "grain", "start"], name="stats_trackrollup_by_track"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {Grain(self.grain).label} {self.start}: track {self.track_id} x{self.plays}"
+
+
+class HourRollup(models.Model):
+    """Plays and listening time of one user per local hour of day and weekday, in one period.
+
+    Day rows have one weekday; month and year rows sum days. Totals, the timeline and the heatmap read it.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    grain = models.SmallIntegerField(choices=Grain.choices)
+    start = models.DateField()
+    # 0 = Monday … 6 = Sunday, local time.
+    weekday = models.SmallIntegerField()
+    hour = models.SmallIntegerField()
+    plays = models.PositiveIntegerField()
+    ms_played = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "grain", "start", "weekday", "hour"], name="stats_hourrollup_unique_period_hour"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {Grain(self.grain).label} {self.start}: {self.weekday}/{self.hour} x{self.plays}"

@@ -1,0 +1,616 @@
+"""Reads of statistics, all from the rollups (docs/stats.md); no query here scans the Play table by range."""
+
+# ruff: noqa: S608  (SQL here interpolates only table names, fixed snippets and %s placeholders)
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from earworm.catalog.models import Album, Artist, ArtistGenre, Genre, Track, TrackArtist
+from earworm.core.exceptions import ApplicationError
+from earworm.history.models import Play
+from earworm.stats.models import Grain, HourRollup, TrackRollup
+from earworm.stats.services import user_zone
+
+RANGE_HELP = "Use 4w, 6m, 12m, all, a year such as 2024, or FROM..TO such as 2024-01-01..2024-03-31."
+TOP_MAX = 100
+YEAR_MIN, YEAR_MAX = 2000, 2100
+
+TR = TrackRollup._meta.db_table
+HR = HourRollup._meta.db_table
+TA = TrackArtist._meta.db_table
+AG = ArtistGenre._meta.db_table
+TRACK = Track._meta.db_table
+
+
+class InvalidRange(ApplicationError):
+    def __init__(self, value: str) -> None:
+        super().__init__(f"Unknown range {value[:40]!r}. {RANGE_HELP}", extra={"field": "range"})
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Local days [first, last], both inclusive; None for an open end (`all`)."""
+
+    key: str
+    first: date | None
+    last: date | None
+    label: str
+
+    @property
+    def is_all(self) -> bool:
+        return self.first is None and self.last is None
+
+
+RANGE_CHOICES = [("4w", "4 weeks"), ("6m", "6 months"), ("12m", "12 months"), ("all", "All time")]
+_DAYS = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
+
+
+def _add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    # The same day of the month, or the month's last day (31 March minus one month is 29 February in 2024).
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, candidate))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def user_today(*, time_zone: str) -> date:
+    return timezone.now().astimezone(user_zone(time_zone)).date()
+
+
+def stats_range_parse(*, value: str | None, today: date) -> DateRange:
+    """Parse DESIGN.md §4's `range=`: 4w, 6m, 12m, all, YYYY or FROM..TO, in the user's local days."""
+    value = (value or "4w").strip()
+    if value == "4w":
+        return DateRange(value, today - timedelta(days=27), today, "Last 4 weeks")
+    if value in ("6m", "12m"):
+        months = int(value[:-1])
+        return DateRange(value, _add_months(today, -months) + timedelta(days=1), today, f"Last {months} months")
+    if value == "all":
+        return DateRange(value, None, None, "All time")
+    if re.fullmatch(r"\d{4}", value) and YEAR_MIN <= int(value) <= YEAR_MAX:
+        year = int(value)
+        return DateRange(value, date(year, 1, 1), date(year, 12, 31), value)
+    match = _DAYS.match(value)
+    if match:
+        try:
+            first, last = date.fromisoformat(match[1]), date.fromisoformat(match[2])
+        except ValueError as exc:
+            raise InvalidRange(value) from exc
+        if first > last or first.year < YEAR_MIN or last.year > YEAR_MAX:
+            raise InvalidRange(value)
+        return DateRange(value, first, last, f"{first:%-d %b %Y} – {last:%-d %b %Y}")
+    raise InvalidRange(value)
+
+
+# --- tiling a range with periods ----------------------------------------------------------------------------
+
+
+Tile = tuple[int, date | None, date | None]
+
+
+def _year_end(year: int) -> date:
+    return date(year, 12, 31)
+
+
+def _month_end(day: date) -> date:
+    return _add_months(day.replace(day=1), 1) - timedelta(days=1)
+
+
+def range_tiles(first: date, last: date, *, max_grain: Grain = Grain.YEAR) -> list[Tile]:
+    """The fewest whole periods that cover [first, last] exactly: years, then months, then days.
+
+    Each tile is (grain, first period start, last period start), both inclusive.
+    """
+    if first > last:
+        return []
+    tiles: list[Tile] = []
+    if max_grain >= Grain.YEAR:
+        y_first = first.year if first == date(first.year, 1, 1) else first.year + 1
+        y_last = last.year if last == _year_end(last.year) else last.year - 1
+        if y_first <= y_last:
+            tiles.append((Grain.YEAR, date(y_first, 1, 1), date(y_last, 1, 1)))
+            tiles += range_tiles(first, date(y_first, 1, 1) - timedelta(days=1), max_grain=Grain.MONTH)
+            tiles += range_tiles(date(y_last + 1, 1, 1), last, max_grain=Grain.MONTH)
+            return tiles
+    if max_grain >= Grain.MONTH:
+        m_first = first if first.day == 1 else _add_months(first.replace(day=1), 1)
+        m_last = last.replace(day=1) if last == _month_end(last) else _add_months(last.replace(day=1), -1)
+        if m_first <= m_last:
+            tiles.append((Grain.MONTH, m_first, m_last))
+            tiles += range_tiles(first, m_first - timedelta(days=1), max_grain=Grain.DAY)
+            tiles += range_tiles(_add_months(m_last, 1), last, max_grain=Grain.DAY)
+            return tiles
+    return [(Grain.DAY, first, last)]
+
+
+def _tiles_sql(tiles: list[Tile], params: list, alias: str = "r") -> str:
+    if not tiles:
+        return " AND 1 = 0"
+    parts = []
+    for grain, lo, hi in tiles:
+        clause = f"{alias}.grain = %s"
+        params.append(int(grain))
+        if lo is not None:
+            clause += f" AND {alias}.start >= %s"
+            params.append(connection.ops.adapt_datefield_value(lo))
+        if hi is not None:
+            clause += f" AND {alias}.start <= %s"
+            params.append(connection.ops.adapt_datefield_value(hi))
+        parts.append(f"({clause})")
+    return " AND (" + " OR ".join(parts) + ")"
+
+
+def _track_tiles(date_range: DateRange) -> list[Tile]:
+    if date_range.is_all:
+        return [(Grain.ALL, None, None)]
+    first = date_range.first or date(YEAR_MIN, 1, 1)
+    last = date_range.last or date(YEAR_MAX, 12, 31)
+    return range_tiles(first, last)
+
+
+def _hour_tiles(date_range: DateRange, *, max_grain: Grain = Grain.YEAR) -> list[Tile]:
+    if date_range.is_all:
+        return [(max_grain, None, None)]
+    first = date_range.first or date(YEAR_MIN, 1, 1)
+    last = date_range.last or date(YEAR_MAX, 12, 31)
+    return range_tiles(first, last, max_grain=max_grain)
+
+
+def _rows(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+# --- top lists ------------------------------------------------------------------------------------------------
+
+
+def _scope_sql(track_ids_sql: str | None) -> str:
+    return f" AND r.track_id IN ({track_ids_sql})" if track_ids_sql else ""
+
+
+def stats_top_tracks(
+    *, user_id: int, date_range: DateRange, limit: int = 10, artist_id: int | None = None, album_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Most played tracks: plays, then listening time."""
+    params: list = [user_id]
+    where = _tiles_sql(_track_tiles(date_range), params)
+    if artist_id is not None:
+        where += f" AND r.track_id IN (SELECT track_id FROM {TA} WHERE artist_id = %s)"
+        params.append(artist_id)
+    if album_id is not None:
+        where += f" AND r.track_id IN (SELECT id FROM {TRACK} WHERE album_id = %s)"
+        params.append(album_id)
+    rows = _rows(
+        f"SELECT r.track_id, SUM(r.plays), SUM(r.ms_played) FROM {TR} r WHERE r.user_id = %s{where} "
+        "GROUP BY r.track_id ORDER BY 2 DESC, 3 DESC, 1 LIMIT %s",
+        [*params, _limit(limit)],
+    )
+    tracks = Track.objects.select_related("album").in_bulk([row[0] for row in rows])
+    artists = _artists_of([row[0] for row in rows])
+    return [
+        {
+            "id": track_id,
+            "spotify_id": tracks[track_id].spotify_id,
+            "name": tracks[track_id].name,
+            "album": _album_ref(tracks[track_id].album),
+            "image_url": tracks[track_id].album.image_url if tracks[track_id].album else "",
+            "artists": artists.get(track_id, []),
+            "plays": int(plays),
+            "ms_played": int(ms),
+        }
+        for track_id, plays, ms in rows
+    ]
+
+
+def _limit(limit: int) -> int:
+    return max(1, min(int(limit), TOP_MAX))
+
+
+def _album_ref(album: Album | None) -> dict[str, Any] | None:
+    if album is None:
+        return None
+    return {"id": album.pk, "spotify_id": album.spotify_id, "name": album.name}
+
+
+def _artists_of(track_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Ordered credited artists of each track."""
+    result: dict[int, list[dict[str, Any]]] = {}
+    links = (
+        TrackArtist.objects.filter(track_id__in=track_ids)
+        .select_related("artist")
+        .order_by("track_id", "position")
+        .only("track_id", "position", "artist__name", "artist__spotify_id")
+    )
+    for link in links:
+        result.setdefault(link.track_id, []).append(
+            {"id": link.artist_id, "spotify_id": link.artist.spotify_id, "name": link.artist.name}
+        )
+    return result
+
+
+def stats_top_artists(*, user_id: int, date_range: DateRange, limit: int = 10) -> list[dict[str, Any]]:
+    """Most played artists. A play counts for every artist credited on its track."""
+    params: list = [user_id]
+    where = _tiles_sql(_track_tiles(date_range), params)
+    rows = _rows(
+        f"SELECT ta.artist_id, SUM(r.plays), SUM(r.ms_played) FROM {TR} r JOIN {TA} ta ON ta.track_id = r.track_id "
+        f"WHERE r.user_id = %s{where} GROUP BY ta.artist_id ORDER BY 2 DESC, 3 DESC, 1 LIMIT %s",
+        [*params, _limit(limit)],
+    )
+    artists = Artist.objects.in_bulk([row[0] for row in rows])
+    return [
+        {
+            "id": artist_id,
+            "spotify_id": artists[artist_id].spotify_id,
+            "name": artists[artist_id].name,
+            "image_url": artists[artist_id].image_url,
+            "plays": int(plays),
+            "ms_played": int(ms),
+        }
+        for artist_id, plays, ms in rows
+    ]
+
+
+def stats_top_albums(*, user_id: int, date_range: DateRange, limit: int = 10) -> list[dict[str, Any]]:
+    params: list = [user_id]
+    where = _tiles_sql(_track_tiles(date_range), params)
+    rows = _rows(
+        f"SELECT t.album_id, SUM(r.plays), SUM(r.ms_played) FROM {TR} r JOIN {TRACK} t ON t.id = r.track_id "
+        f"WHERE r.user_id = %s AND t.album_id IS NOT NULL{where} GROUP BY t.album_id ORDER BY 2 DESC, 3 DESC, 1 "
+        "LIMIT %s",
+        [*params, _limit(limit)],
+    )
+    albums = Album.objects.in_bulk([row[0] for row in rows])
+    album_artists = _album_artists([row[0] for row in rows])
+    return [
+        {
+            "id": album_id,
+            "spotify_id": albums[album_id].spotify_id,
+            "name": albums[album_id].name,
+            "image_url": albums[album_id].image_url,
+            "artists": album_artists.get(album_id, []),
+            "plays": int(plays),
+            "ms_played": int(ms),
+        }
+        for album_id, plays, ms in rows
+    ]
+
+
+def _album_artists(album_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The first-credited artist of each album's tracks (albums have no artist link of their own)."""
+    result: dict[int, list[dict[str, Any]]] = {}
+    links = (
+        TrackArtist.objects.filter(track__album_id__in=album_ids, position=0)
+        .select_related("artist")
+        .values_list("track__album_id", "artist_id", "artist__spotify_id", "artist__name")
+        .distinct()
+    )
+    for album_id, artist_id, spotify_id, name in links:
+        names = result.setdefault(album_id, [])
+        if len(names) < 3 and all(a["id"] != artist_id for a in names):
+            names.append({"id": artist_id, "spotify_id": spotify_id, "name": name})
+    return result
+
+
+def _genre_join() -> str:
+    # One row per (rollup row, genre): a track by two artists of one genre counts once for that genre.
+    return (
+        f"SELECT DISTINCT r.id, r.plays, r.ms_played, ag.genre_id FROM {TR} r "
+        f"JOIN {TA} ta ON ta.track_id = r.track_id JOIN {AG} ag ON ag.artist_id = ta.artist_id "
+        "WHERE r.user_id = %s"
+    )
+
+
+def stats_top_genres(*, user_id: int, date_range: DateRange, limit: int = 10) -> list[dict[str, Any]]:
+    """Genres by plays: a play counts once for each genre of its track's artists."""
+    params: list = [user_id]
+    where = _tiles_sql(_track_tiles(date_range), params)
+    rows = _rows(
+        f"SELECT g.genre_id, SUM(g.plays), SUM(g.ms_played) FROM ({_genre_join()}{where}) g "
+        "GROUP BY g.genre_id ORDER BY 2 DESC, 3 DESC, 1 LIMIT %s",
+        [*params, _limit(limit)],
+    )
+    genres = Genre.objects.in_bulk([row[0] for row in rows])
+    return [
+        {"id": genre_id, "name": genres[genre_id].name, "plays": int(plays), "ms_played": int(ms)}
+        for genre_id, plays, ms in rows
+    ]
+
+
+def stats_genre_coverage(*, user_id: int, date_range: DateRange) -> dict[str, int]:
+    """Plays and time of tracks none of whose artists has a genre (Spotify's genres are often empty)."""
+    params: list = [user_id]
+    where = _tiles_sql(_track_tiles(date_range), params)
+    row = _rows(
+        f"SELECT COALESCE(SUM(r.plays), 0), COALESCE(SUM(r.ms_played), 0) FROM {TR} r WHERE r.user_id = %s{where} "
+        f"AND NOT EXISTS (SELECT 1 FROM {TA} ta JOIN {AG} ag ON ag.artist_id = ta.artist_id "
+        "WHERE ta.track_id = r.track_id)",
+        params,
+    )[0]
+    return {"plays": int(row[0]), "ms_played": int(row[1])}
+
+
+def stats_genre_artists(
+    *, user_id: int, date_range: DateRange, genre_ids: list[int], per_genre: int = 5
+) -> dict[int, list[dict[str, Any]]]:
+    """The most played artists of each genre."""
+    if not genre_ids:
+        return {}
+    params: list = [user_id]
+    where = _tiles_sql(_track_tiles(date_range), params)
+    marks = ", ".join(["%s"] * len(genre_ids))
+    rows = _rows(
+        f"SELECT ag.genre_id, ta.artist_id, SUM(r.plays) FROM {TR} r JOIN {TA} ta ON ta.track_id = r.track_id "
+        f"JOIN {AG} ag ON ag.artist_id = ta.artist_id WHERE r.user_id = %s{where} AND ag.genre_id IN ({marks}) "
+        "GROUP BY ag.genre_id, ta.artist_id ORDER BY 3 DESC, 2",
+        [*params, *genre_ids],
+    )
+    chosen: dict[int, list[tuple[int, int]]] = {}
+    for genre_id, artist_id, plays in rows:
+        bucket = chosen.setdefault(genre_id, [])
+        if len(bucket) < per_genre:
+            bucket.append((artist_id, int(plays)))
+    artists = Artist.objects.in_bulk([a for bucket in chosen.values() for a, _ in bucket])
+    return {
+        genre_id: [{"id": a, "name": artists[a].name, "plays": p} for a, p in bucket]
+        for genre_id, bucket in chosen.items()
+    }
+
+
+def stats_genre_timeline(*, user_id: int, date_range: DateRange, genre_ids: list[int]) -> dict[date, dict[int, int]]:
+    """Plays per genre per year (ranges over two years) or per month, for the given genres."""
+    if not genre_ids:
+        return {}
+    first, last = stats_bounds(user_id=user_id, date_range=date_range)
+    if first is None or last is None:
+        return {}
+    grain = Grain.YEAR if (last - first).days > 2 * 366 else Grain.MONTH
+    params: list = [user_id, int(grain)]
+    marks = ", ".join(["%s"] * len(genre_ids))
+    rows = _rows(
+        f"SELECT g.start, g.genre_id, SUM(g.plays) FROM (SELECT DISTINCT r.id, r.start, r.plays, ag.genre_id "
+        f"FROM {TR} r JOIN {TA} ta ON ta.track_id = r.track_id JOIN {AG} ag ON ag.artist_id = ta.artist_id "
+        f"WHERE r.user_id = %s AND r.grain = %s AND r.start >= %s AND r.start <= %s AND ag.genre_id IN ({marks})) g "
+        "GROUP BY g.start, g.genre_id",
+        [*params, _period_floor(first, grain), _period_floor(last, grain), *genre_ids],
+    )
+    result: dict[date, dict[int, int]] = {}
+    for start, genre_id, plays in rows:
+        result.setdefault(_as_date(start), {})[genre_id] = int(plays)
+    return dict(sorted(result.items()))
+
+
+def _period_floor(day: date, grain: Grain) -> Any:
+    floor = day.replace(day=1) if grain == Grain.MONTH else date(day.year, 1, 1) if grain == Grain.YEAR else day
+    return connection.ops.adapt_datefield_value(floor)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+# --- totals, time and the heatmap -----------------------------------------------------------------------------
+
+
+def stats_bounds(*, user_id: int, date_range: DateRange) -> tuple[date | None, date | None]:
+    """The range's first and last day, with `all` narrowed to the days that have plays."""
+    if not date_range.is_all:
+        return date_range.first, date_range.last
+    row = _rows(f"SELECT MIN(start), MAX(start) FROM {HR} WHERE user_id = %s AND grain = %s", [user_id, 0])[0]
+    if row[0] is None:
+        return None, None
+    return _as_date(row[0]), _as_date(row[1])
+
+
+def stats_totals(*, user_id: int, date_range: DateRange) -> dict[str, int]:
+    """Plays, listening time, and distinct tracks, artists and albums in the range."""
+    params: list = [user_id]
+    where = _tiles_sql(_hour_tiles(date_range), params)
+    plays, ms = _rows(
+        f"SELECT COALESCE(SUM(r.plays), 0), COALESCE(SUM(r.ms_played), 0) FROM {HR} r WHERE r.user_id = %s{where}",
+        params,
+    )[0]
+    params = [user_id]
+    where = _tiles_sql(_track_tiles(date_range), params)
+    tracks, artists, albums = _rows(
+        f"SELECT COUNT(DISTINCT r.track_id), COUNT(DISTINCT ta.artist_id), COUNT(DISTINCT t.album_id) FROM {TR} r "
+        f"JOIN {TRACK} t ON t.id = r.track_id LEFT JOIN {TA} ta ON ta.track_id = r.track_id "
+        f"WHERE r.user_id = %s{where}",
+        params,
+    )[0]
+    return {
+        "plays": int(plays),
+        "ms_played": int(ms),
+        "tracks": int(tracks),
+        "artists": int(artists),
+        "albums": int(albums),
+    }
+
+
+def stats_heatmap(*, user_id: int, date_range: DateRange) -> list[list[int]]:
+    """Plays by local weekday (rows, Monday first) and hour of day (columns)."""
+    params: list = [user_id]
+    where = _tiles_sql(_hour_tiles(date_range), params)
+    grid = [[0] * 24 for _ in range(7)]
+    for weekday, hour, plays in _rows(
+        f"SELECT r.weekday, r.hour, SUM(r.plays) FROM {HR} r WHERE r.user_id = %s{where} GROUP BY r.weekday, r.hour",
+        params,
+    ):
+        grid[weekday][hour] = int(plays)
+    return grid
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    start: date
+    plays: int
+    ms_played: int
+
+
+def timeline_bucket(first: date, last: date) -> str:
+    days = (last - first).days
+    if days <= 62:
+        return "day"
+    if days <= 400:
+        return "week"
+    return "month"
+
+
+def _bucket_start(day: date, bucket: str) -> date:
+    if bucket == "day":
+        return day
+    if bucket == "week":
+        return day - timedelta(days=day.weekday())
+    if bucket == "month":
+        return day.replace(day=1)
+    return date(day.year, 1, 1)
+
+
+def _buckets(first: date, last: date, bucket: str) -> list[date]:
+    out, current = [], _bucket_start(first, bucket)
+    while current <= last:
+        out.append(current)
+        if bucket == "day":
+            current += timedelta(days=1)
+        elif bucket == "week":
+            current += timedelta(days=7)
+        elif bucket == "month":
+            current = _add_months(current, 1)
+        else:
+            current = date(current.year + 1, 1, 1)
+    return out
+
+
+def stats_timeline(
+    *,
+    user_id: int,
+    date_range: DateRange,
+    bucket: str | None = None,
+    track_ids_sql: str | None = None,
+    scope_params: list | None = None,
+) -> tuple[str, list[TimelinePoint]]:
+    """Listening per day, week or month (chosen from the range's length), every bucket present, zeros included.
+
+    With `track_ids_sql` (a subquery and its params), only those tracks count: artist, album and track pages.
+    """
+    first, last = stats_bounds(user_id=user_id, date_range=date_range)
+    if first is None or last is None:
+        return bucket or "day", []
+    bucket = bucket or timeline_bucket(first, last)
+    max_grain = Grain.DAY if bucket in ("day", "week") else Grain.MONTH if bucket == "month" else Grain.YEAR
+    params: list = [user_id]
+    tiles = range_tiles(first, last, max_grain=max_grain)
+    table = TR if track_ids_sql else HR
+    where = _tiles_sql(tiles, params)
+    if track_ids_sql:
+        where += f" AND r.track_id IN ({track_ids_sql})"
+        params += scope_params or []
+    totals: dict[date, list[int]] = {b: [0, 0] for b in _buckets(first, last, bucket)}
+    for _grain, start, plays, ms in _rows(
+        f"SELECT r.grain, r.start, SUM(r.plays), SUM(r.ms_played) FROM {table} r WHERE r.user_id = %s{where} "
+        "GROUP BY r.grain, r.start",
+        params,
+    ):
+        key = _bucket_start(_as_date(start), bucket)
+        if key in totals:
+            totals[key][0] += int(plays)
+            totals[key][1] += int(ms)
+    return bucket, [TimelinePoint(day, p, ms) for day, (p, ms) in totals.items()]
+
+
+def stats_busiest_day(*, user_id: int, date_range: DateRange) -> dict[str, Any] | None:
+    first, last = stats_bounds(user_id=user_id, date_range=date_range)
+    if first is None or last is None:
+        return None
+    rows = _rows(
+        f"SELECT start, SUM(plays), SUM(ms_played) FROM {HR} WHERE user_id = %s AND grain = %s AND start >= %s "
+        "AND start <= %s GROUP BY start ORDER BY 3 DESC, 1 LIMIT 1",
+        [user_id, 0, connection.ops.adapt_datefield_value(first), connection.ops.adapt_datefield_value(last)],
+    )
+    if not rows:
+        return None
+    return {"day": _as_date(rows[0][0]), "plays": int(rows[0][1]), "ms_played": int(rows[0][2])}
+
+
+def stats_first_and_last_play(
+    *, user_id: int, date_range: DateRange, time_zone: str, track_ids: list[int] | None = None
+) -> tuple[Play | None, Play | None]:
+    """The first and the latest play in the range (optionally of some tracks).
+
+    The day rollups give the first and last day; only the plays of those two days are read.
+    """
+    if track_ids is not None and not track_ids:
+        return None, None
+    params: list = [user_id, int(Grain.DAY)]
+    where = ""
+    if date_range.first is not None:
+        where += " AND start >= %s"
+        params.append(connection.ops.adapt_datefield_value(date_range.first))
+    if date_range.last is not None:
+        where += " AND start <= %s"
+        params.append(connection.ops.adapt_datefield_value(date_range.last))
+    if track_ids is not None:
+        where += f" AND track_id IN ({', '.join(['%s'] * len(track_ids))})"
+        params += track_ids
+    first_day, last_day = _rows(
+        f"SELECT MIN(start), MAX(start) FROM {TR} WHERE user_id = %s AND grain = %s{where}", params
+    )[0]
+    if first_day is None:
+        return None, None
+    zone = user_zone(time_zone)
+    plays = Play.objects.filter(user_id=user_id).select_related("track", "track__album")
+    if track_ids is not None:
+        plays = plays.filter(track_id__in=track_ids)
+
+    def day_window(day: date) -> tuple[datetime, datetime]:
+        start = datetime.combine(day, time.min, tzinfo=zone)
+        return start, datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone) - timedelta(microseconds=1)
+
+    first = plays.filter(played_at__range=day_window(_as_date(first_day))).order_by("played_at").first()
+    latest = plays.filter(played_at__range=day_window(_as_date(last_day))).order_by("-played_at").first()
+    return first, latest
+
+
+def stats_entity_summary(
+    *, user_id: int, date_range: DateRange, track_ids_sql: str, scope_params: list
+) -> dict[str, int]:
+    """Plays and listening time of some tracks (an artist's, an album's, one track) in the range."""
+    params: list = [user_id]
+    where = _tiles_sql(_track_tiles(date_range), params)
+    plays, ms = _rows(
+        f"SELECT COALESCE(SUM(r.plays), 0), COALESCE(SUM(r.ms_played), 0) FROM {TR} r WHERE r.user_id = %s{where} "
+        f"AND r.track_id IN ({track_ids_sql})",
+        [*params, *scope_params],
+    )[0]
+    return {"plays": int(plays), "ms_played": int(ms)}
+
+
+def artist_tracks_sql() -> str:
+    return f"SELECT track_id FROM {TA} WHERE artist_id = %s"
+
+
+def album_tracks_sql() -> str:
+    return f"SELECT id FROM {TRACK} WHERE album_id = %s"
+
+
+def track_only_sql() -> str:
+    return "%s"
+
+
+def stats_years_with_plays(*, user_id: int) -> list[int]:
+    rows = _rows(
+        f"SELECT start FROM {HR} WHERE user_id = %s AND grain = %s GROUP BY start ORDER BY start",
+        [user_id, int(Grain.YEAR)],
+    )
+    return [_as_date(row[0]).year for row in rows]

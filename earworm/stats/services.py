@@ -1,0 +1,220 @@
+"""Writes of the statistics rollups: the one service that rebuilds them from plays (docs/stats.md)."""
+
+# ruff: noqa: S608  (SQL here interpolates only table names, fixed snippets and %s placeholders)
+
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db import connection, transaction
+
+from earworm.accounts.models import User
+from earworm.catalog.models import Track
+from earworm.history.models import Play
+from earworm.stats.models import ALL_TIME_START, Grain, HourRollup, TrackRollup
+
+# IN lists are split so neither database meets its parameter limit.
+CHUNK = 500
+
+
+def user_zone(time_zone: str) -> ZoneInfo:
+    """The user's zone; UTC when the stored name is unknown to this machine's tz database."""
+    try:
+        return ZoneInfo(time_zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _local_parts_sql() -> tuple[str, str, str]:
+    """SQL for the local day, weekday (0 = Monday) and hour of `p.played_at`; each takes the zone name once."""
+    if _is_postgres():
+        return (
+            "CAST((p.played_at AT TIME ZONE %s) AS date)",
+            "(CAST(EXTRACT(ISODOW FROM p.played_at AT TIME ZONE %s) AS integer) - 1)",
+            "CAST(EXTRACT(HOUR FROM p.played_at AT TIME ZONE %s) AS integer)",
+        )
+    # Django registers these functions on every SQLite connection; they convert with zoneinfo, DST included.
+    return (
+        "django_datetime_cast_date(p.played_at, %s, 'UTC')",
+        "(django_datetime_extract('iso_week_day', p.played_at, %s, 'UTC') - 1)",
+        "django_datetime_extract('hour', p.played_at, %s, 'UTC')",
+    )
+
+
+def _period_start_sql(grain: Grain) -> str:
+    """SQL for the first day of the month or year that contains `start`."""
+    if _is_postgres():
+        unit = "month" if grain == Grain.MONTH else "year"
+        return f"CAST(date_trunc('{unit}', CAST(start AS timestamp)) AS date)"
+    modifier = "start of month" if grain == Grain.MONTH else "start of year"
+    return f"date(start, '{modifier}')"
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def _chunks(values: list[int]) -> Iterable[list[int]]:
+    for i in range(0, len(values), CHUNK):
+        yield values[i : i + CHUNK]
+
+
+def _local_midnight_utc(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zone).astimezone(ZoneInfo("UTC"))
+
+
+def stats_rollups_refresh(*, user_id: int, start: datetime | None = None, end: datetime | None = None) -> None:
+    """Rebuild the user's rollups for the plays in [start, end] (None: unbounded) from the Play table.
+
+    Whole local days are rebuilt: every day that contains an instant of [start, end] in the user's time zone,
+    then the months and years that contain those days, then the all-time rows of every track involved. Safe
+    to call any number of times and concurrently (the user's row is locked on PostgreSQL; SQLite writes one
+    at a time); one transaction, so readers see the old rollups or the new ones.
+    """
+    user = User.objects.filter(pk=user_id).only("time_zone").first()
+    if user is None:
+        return
+    zone = user_zone(user.time_zone)
+    day_lo = start.astimezone(zone).date() if start is not None else None
+    day_hi = end.astimezone(zone).date() if end is not None else None
+    if day_lo is not None and day_hi is not None and day_lo > day_hi:
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        if _is_postgres():
+            # Two refreshes of one user (a sync and an import) would otherwise race on the same keys.
+            cursor.execute(f"SELECT id FROM {User._meta.db_table} WHERE id = %s FOR UPDATE", [user_id])
+        full = day_lo is None and day_hi is None
+        tracks_before = set() if full else _tracks_in_days(cursor, user_id, day_lo, day_hi)
+        _rebuild_days(cursor, user_id, zone, day_lo, day_hi)
+        month_lo = _month_start(day_lo) if day_lo else None
+        month_hi = _month_start(day_hi) if day_hi else None
+        _rebuild_coarser(cursor, user_id, Grain.MONTH, month_lo, month_hi)
+        year_lo = date(day_lo.year, 1, 1) if day_lo else None
+        year_hi = date(day_hi.year, 1, 1) if day_hi else None
+        _rebuild_coarser(cursor, user_id, Grain.YEAR, year_lo, year_hi)
+        if full:
+            _rebuild_all_time(cursor, user_id, None)
+        else:
+            touched = tracks_before | _tracks_in_days(cursor, user_id, day_lo, day_hi)
+            _rebuild_all_time(cursor, user_id, sorted(touched))
+
+
+def _dt(value: datetime) -> object:
+    """A datetime as the backend stores it (SQLite compares text, so the format must match Django's)."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _d(value: date) -> object:
+    return connection.ops.adapt_datefield_value(value)
+
+
+def _between(column: str, lo: date | None, hi: date | None, params: list) -> str:
+    sql = ""
+    if lo is not None:
+        sql += f" AND {column} >= %s"
+        params.append(_d(lo))
+    if hi is not None:
+        sql += f" AND {column} <= %s"
+        params.append(_d(hi))
+    return sql
+
+
+def _tracks_in_days(cursor, user_id: int, day_lo: date | None, day_hi: date | None) -> set[int]:
+    params: list = [user_id, int(Grain.DAY)]
+    where = _between("start", day_lo, day_hi, params)
+    cursor.execute(
+        f"SELECT DISTINCT track_id FROM {TrackRollup._meta.db_table} WHERE user_id = %s AND grain = %s{where}",
+        params,
+    )
+    return {row[0] for row in cursor.fetchall()}
+
+
+def _rebuild_days(cursor, user_id: int, zone: ZoneInfo, day_lo: date | None, day_hi: date | None) -> None:
+    for table in (TrackRollup._meta.db_table, HourRollup._meta.db_table):
+        params: list = [user_id, int(Grain.DAY)]
+        cursor.execute(
+            f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", day_lo, day_hi, params),
+            params,
+        )
+    play_where = ""
+    play_params: list = [user_id]
+    if day_lo is not None:
+        play_where += " AND p.played_at >= %s"
+        play_params.append(_dt(_local_midnight_utc(day_lo, zone)))
+    if day_hi is not None:
+        play_where += " AND p.played_at < %s"
+        play_params.append(_dt(_local_midnight_utc(day_hi + timedelta(days=1), zone)))
+    day_sql, weekday_sql, hour_sql = _local_parts_sql()
+    tz_name = str(zone.key)
+    # Listening time: ms_played where known, else the track's duration (API plays carry no ms_played).
+    ms_sql = "SUM(COALESCE(p.ms_played, t.duration_ms, 0))"
+    plays_from = f"FROM {Play._meta.db_table} p JOIN {Track._meta.db_table} t ON t.id = p.track_id WHERE p.user_id = %s"
+    cursor.execute(
+        f"INSERT INTO {TrackRollup._meta.db_table} (user_id, grain, start, track_id, plays, ms_played) "
+        f"SELECT %s, %s, {day_sql}, p.track_id, COUNT(*), {ms_sql} {plays_from}{play_where} GROUP BY 3, 4",
+        [user_id, int(Grain.DAY), tz_name, *play_params],
+    )
+    cursor.execute(
+        f"INSERT INTO {HourRollup._meta.db_table} (user_id, grain, start, weekday, hour, plays, ms_played) "
+        f"SELECT %s, %s, {day_sql}, {weekday_sql}, {hour_sql}, COUNT(*), {ms_sql} {plays_from}{play_where} "
+        "GROUP BY 3, 4, 5",
+        [user_id, int(Grain.DAY), tz_name, tz_name, tz_name, *play_params],
+    )
+
+
+def _rebuild_coarser(cursor, user_id: int, grain: Grain, lo: date | None, hi: date | None) -> None:
+    """Rebuild month (or year) rows for the periods starting in [lo, hi] from the next finer grain."""
+    finer = Grain(grain - 1)
+    hi_end = None
+    if hi is not None:
+        hi_end = _next_month(hi) if grain == Grain.MONTH else date(hi.year + 1, 1, 1)
+    period_sql = _period_start_sql(grain)
+    for table, keys in ((TrackRollup._meta.db_table, "track_id"), (HourRollup._meta.db_table, "weekday, hour")):
+        params: list = [user_id, int(grain)]
+        cursor.execute(
+            f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", lo, hi, params), params
+        )
+        params = [user_id, int(grain), user_id, int(finer)]
+        where = ""
+        if lo is not None:
+            where += " AND start >= %s"
+            params.append(_d(lo))
+        if hi_end is not None:
+            where += " AND start < %s"
+            params.append(_d(hi_end))
+        group = "3, 4" if keys == "track_id" else "3, 4, 5"
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, grain, start, {keys}, plays, ms_played) "
+            f"SELECT %s, %s, {period_sql}, {keys}, SUM(plays), SUM(ms_played) FROM {table} "
+            f"WHERE user_id = %s AND grain = %s{where} GROUP BY {group}",
+            params,
+        )
+
+
+def _rebuild_all_time(cursor, user_id: int, track_ids: list[int] | None) -> None:
+    """All-time rows from year rows: for every track (None) or for the given tracks."""
+    table = TrackRollup._meta.db_table
+    insert = (
+        f"INSERT INTO {table} (user_id, grain, start, track_id, plays, ms_played) "
+        f"SELECT %s, %s, %s, track_id, SUM(plays), SUM(ms_played) FROM {table} WHERE user_id = %s AND grain = %s"
+    )
+    head = [user_id, int(Grain.ALL), _d(date.fromisoformat(ALL_TIME_START)), user_id, int(Grain.YEAR)]
+    if track_ids is None:
+        cursor.execute(f"DELETE FROM {table} WHERE user_id = %s AND grain = %s", [user_id, int(Grain.ALL)])
+        cursor.execute(insert + " GROUP BY track_id", head)
+        return
+    for chunk in _chunks(track_ids):
+        marks = ", ".join(["%s"] * len(chunk))
+        cursor.execute(
+            f"DELETE FROM {table} WHERE user_id = %s AND grain = %s AND track_id IN ({marks})",
+            [user_id, int(Grain.ALL), *chunk],
+        )
+        cursor.execute(insert + f" AND track_id IN ({marks}) GROUP BY track_id", [*head, *chunk])

@@ -1,0 +1,190 @@
+"""The rollups agree with a brute-force recomputation from the plays, across time zones and DST changes."""
+
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from earworm.catalog.models import ArtistGenre, Track, TrackArtist
+from earworm.history.models import Play
+from earworm.stats.models import HourRollup, TrackRollup
+from earworm.stats.selectors import (
+    DateRange,
+    range_tiles,
+    stats_heatmap,
+    stats_timeline,
+    stats_top_artists,
+    stats_top_genres,
+    stats_top_tracks,
+    stats_totals,
+)
+from earworm.stats.services import stats_rollups_refresh
+from earworm.stats.tests.factories import make_catalog, make_play
+
+pytestmark = pytest.mark.django_db
+
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu", "Pacific/Apia"]
+# Instants near DST changes and year ends, where local days and hours are easiest to get wrong.
+ANCHORS = [
+    datetime(2024, 3, 31, 0, 30, tzinfo=UTC),  # Europe springs forward at 01:00 UTC
+    datetime(2024, 10, 27, 0, 30, tzinfo=UTC),  # Europe falls back
+    datetime(2024, 3, 10, 6, 30, tzinfo=UTC),  # New York springs forward
+    datetime(2024, 11, 3, 5, 30, tzinfo=UTC),  # New York falls back
+    datetime(2023, 12, 31, 22, 0, tzinfo=UTC),  # a year boundary somewhere
+    datetime(2024, 2, 29, 12, 0, tzinfo=UTC),
+]
+
+plays_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(ANCHORS),
+        st.integers(min_value=-36 * 3600, max_value=36 * 3600),
+        st.integers(min_value=0, max_value=5),
+        st.one_of(st.none(), st.integers(min_value=0, max_value=400_000)),
+    ),
+    min_size=0,
+    max_size=40,
+)
+
+
+def _brute(plays: list[Play], zone: ZoneInfo, first: date, last: date) -> dict:
+    tracks: Counter = Counter()
+    ms_by_track: Counter = Counter()
+    heat = [[0] * 24 for _ in range(7)]
+    days: Counter = Counter()
+    for play in plays:
+        local = play.played_at.astimezone(zone)
+        if not first <= local.date() <= last:
+            continue
+        ms = play.ms_played if play.ms_played is not None else (play.track.duration_ms or 0)
+        tracks[play.track_id] += 1
+        ms_by_track[play.track_id] += ms
+        heat[local.weekday()][local.hour] += 1
+        days[local.date()] += 1
+    artists: Counter = Counter()
+    genres: Counter = Counter()
+    for track_id, count in tracks.items():
+        credited = list(TrackArtist.objects.filter(track_id=track_id).values_list("artist_id", flat=True))
+        for artist_id in credited:
+            artists[artist_id] += count
+        for genre_id in set(ArtistGenre.objects.filter(artist_id__in=credited).values_list("genre_id", flat=True)):
+            genres[genre_id] += count
+    return {"tracks": tracks, "ms": ms_by_track, "heat": heat, "days": days, "artists": artists, "genres": genres}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    raw=plays_strategy,
+    zone_name=st.sampled_from(ZONES),
+    incremental=st.booleans(),
+    window=st.tuples(st.integers(-3, 3), st.integers(0, 400)),
+)
+def test_rollups_match_brute_force(user, raw, zone_name, incremental, window):
+    Play.objects.all().delete()
+    TrackRollup.objects.all().delete()
+    HourRollup.objects.all().delete()
+    user.time_zone = zone_name
+    user.save(update_fields=["time_zone"])
+    if not Track.objects.exists():
+        make_catalog()
+    tracks = list(Track.objects.order_by("key"))
+    seen = set()
+    for anchor, offset, track_n, ms in raw:
+        played_at = anchor + timedelta(seconds=offset)
+        if (track_n, played_at) in seen:
+            continue
+        seen.add((track_n, played_at))
+        make_play(user=user, track=tracks[track_n], played_at=played_at, ms_played=ms)
+        if incremental:
+            stats_rollups_refresh(user_id=user.pk, start=played_at, end=played_at)
+    if not incremental:
+        stats_rollups_refresh(user_id=user.pk)
+    # A second refresh changes nothing.
+    stats_rollups_refresh(user_id=user.pk, start=ANCHORS[0] - timedelta(days=3), end=ANCHORS[0] + timedelta(days=3))
+
+    zone = ZoneInfo(zone_name)
+    first = date(2024, 1, 1) + timedelta(days=window[0] * 30)
+    last = first + timedelta(days=window[1])
+    plays = list(Play.objects.filter(user=user).select_related("track"))
+    expected = _brute(plays, zone, first, last)
+    date_range = DateRange("custom", first, last, "custom")
+
+    top = stats_top_tracks(user_id=user.pk, date_range=date_range, limit=100)
+    assert {t["id"]: t["plays"] for t in top} == dict(expected["tracks"])
+    assert {t["id"]: t["ms_played"] for t in top} == dict(expected["ms"])
+    artists = stats_top_artists(user_id=user.pk, date_range=date_range, limit=100)
+    assert {a["id"]: a["plays"] for a in artists} == dict(expected["artists"])
+    genres = stats_top_genres(user_id=user.pk, date_range=date_range, limit=100)
+    assert {g["id"]: g["plays"] for g in genres} == dict(expected["genres"])
+    assert stats_heatmap(user_id=user.pk, date_range=date_range) == expected["heat"]
+    totals = stats_totals(user_id=user.pk, date_range=date_range)
+    assert totals["plays"] == sum(expected["tracks"].values())
+    assert totals["ms_played"] == sum(expected["ms"].values())
+    assert totals["tracks"] == len(expected["tracks"])
+    _, points = stats_timeline(user_id=user.pk, date_range=date_range, bucket="day")
+    assert {p.start: p.plays for p in points if p.plays} == dict(expected["days"])
+
+    everything = DateRange("all", None, None, "All time")
+    all_top = stats_top_tracks(user_id=user.pk, date_range=everything, limit=100)
+    assert sum(t["plays"] for t in all_top) == len(plays)
+
+
+@given(first=st.dates(date(2019, 1, 1), date(2026, 12, 31)), length=st.integers(0, 2000))
+def test_range_tiles_cover_each_day_exactly_once(first, length):
+    last = first + timedelta(days=length)
+    covered: Counter = Counter()
+    for grain, lo, hi in range_tiles(first, last):
+        day = lo
+        while day <= hi:
+            if grain == 0:
+                covered[day] += 1
+                day += timedelta(days=1)
+            elif grain == 1:
+                end = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+                for n in range((end - day).days):
+                    covered[day + timedelta(days=n)] += 1
+                day = end
+            else:
+                end = date(day.year + 1, 1, 1)
+                for n in range((end - day).days):
+                    covered[day + timedelta(days=n)] += 1
+                day = end
+    assert set(covered) == {first + timedelta(days=n) for n in range(length + 1)}
+    assert set(covered.values()) == {1}
+
+
+def test_refresh_of_a_day_removes_deleted_plays(user):
+    tracks = make_catalog()
+    play = make_play(user=user, track=tracks[0], played_at=datetime(2024, 5, 1, 12, tzinfo=UTC), ms_played=1000)
+    stats_rollups_refresh(user_id=user.pk)
+    assert TrackRollup.objects.filter(user=user, grain=3).get().plays == 1
+    play.delete()
+    stats_rollups_refresh(user_id=user.pk, start=play.played_at, end=play.played_at)
+    assert not TrackRollup.objects.filter(user=user).exists()
+    assert not HourRollup.objects.filter(user=user).exists()
+
+
+def test_artist_stats_follow_a_catalog_change_without_refresh(user):
+    tracks = make_catalog()
+    make_play(user=user, track=tracks[0], played_at=datetime(2024, 5, 1, 12, tzinfo=UTC), ms_played=1000)
+    stats_rollups_refresh(user_id=user.pk)
+    everything = DateRange("all", None, None, "All time")
+    before = stats_top_artists(user_id=user.pk, date_range=everything)
+    TrackArtist.objects.filter(track=tracks[0]).update(artist_id=tracks[2].artists.first().pk)
+    after = stats_top_artists(user_id=user.pk, date_range=everything)
+    assert [a["id"] for a in before] != [a["id"] for a in after]
+    assert after[0]["id"] == tracks[2].artists.first().pk
+
+
+def test_rollups_of_one_user_do_not_mix_with_another(user, django_user_model):
+    other = django_user_model.objects.create(username="other")
+    tracks = make_catalog()
+    make_play(user=user, track=tracks[0], played_at=datetime(2024, 5, 1, 12, tzinfo=UTC))
+    make_play(user=other, track=tracks[1], played_at=datetime(2024, 5, 1, 12, tzinfo=UTC))
+    stats_rollups_refresh(user_id=user.pk)
+    stats_rollups_refresh(user_id=other.pk)
+    everything = DateRange("all", None, None, "All time")
+    assert [t["id"] for t in stats_top_tracks(user_id=user.pk, date_range=everything)] == [tracks[0].pk]
+    assert [t["id"] for t in stats_top_tracks(user_id=other.pk, date_range=everything)] == [tracks[1].pk]
