@@ -6,9 +6,6 @@
 from pathlib import Path
 
 import environ
-from csp.constants import NONE, SELF
-
-from earworm.core.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = BASE_DIR / "data"
@@ -41,23 +38,19 @@ LOCAL_APPS = [
     "earworm.catalog",
     "earworm.history",
     "earworm.stats",
+    "earworm.stats",
     "earworm.web",
     "earworm.api",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
-    # First, so every line logged while handling the request carries its id.
-    "earworm.core.middleware.RequestIdMiddleware",
-    "earworm.core.middleware.UploadSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "earworm.core.middleware.NoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "earworm.web.middleware.SpotifyErrorMiddleware",
@@ -116,25 +109,6 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-# django-csp 4 (SECURITY.md DJ-11). No CDN assets and no inline scripts; album art comes from Spotify's
-# image CDN (i.scdn.co, also what the emulator hands out), hence https: for images.
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": [SELF],
-        "object-src": [NONE],
-        "base-uri": [NONE],
-        "frame-ancestors": [NONE],
-        "img-src": [SELF, "https:", "data:"],
-    }
-}
-
-# --- Uploads -----------------------------------------------------------------------------------------------
-# The largest history upload (an export zip or JSON file); larger request bodies get a 413 before they are
-# read (earworm.core.middleware.UploadSizeLimitMiddleware). Keep the proxy's body limit at least this big.
-IMPORT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
-# Non-file form data held in memory; files above FILE_UPLOAD_MAX_MEMORY_SIZE go to a temporary file.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
-FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 # --- Static files ------------------------------------------------------------------------------------------
 STATIC_URL = "/static/"
@@ -179,25 +153,16 @@ SPOTIFY_CONNECT_TIMEOUT = 5.0
 SPOTIFY_READ_TIMEOUT = 15.0
 SPOTIFY_MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 SPOTIFY_SCOPES = ["user-read-recently-played"]
-# The Spotify gate (earworm.core.ratelimit), shared by every process: calls per rolling window per client id.
-# Spotify does not publish its limit; 90 per 30 s stays well below what apps report hitting.
-SPOTIFY_WINDOW_SECONDS = 30
-SPOTIFY_WINDOW_BUDGET = 90
-# Enrichment yields to syncs: it may fill only this share of the window, and this many calls a day (reports
-# put the development-mode quota at roughly 1,100 to 2,600 calls a day, spotify/FACTS.md §4).
-SPOTIFY_ENRICH_WINDOW_SHARE = 0.5
-SPOTIFY_ENRICH_DAILY_BUDGET = 500
-SPOTIFY_GATE_REDIS_PREFIX = "earworm:spotify-gate"
-# Sync engine (earworm.history.services.sync): a claim outlives one sync's HTTP calls and token refresh.
-SYNC_CLAIM_SECONDS = 120
-# Periodic enrichment: calls per run (earworm.catalog.tasks).
-ENRICH_MAX_REQUESTS_PER_RUN = 60
 
 # --- Logging -----------------------------------------------------------------------------------------------
-# One JSON object per line with the request id, secrets redacted (earworm.core.logging); readable lines
-# when DEBUG is on for `make run`. Production always logs JSON.
-LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
-LOGGING = logging_config(json_logs=not DEBUG, level=LOG_LEVEL)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}
 
 from config.huey import huey_settings  # noqa: E402
 
