@@ -38,7 +38,6 @@ LOCAL_APPS = [
     "earworm.catalog",
     "earworm.history",
     "earworm.stats",
-    "earworm.stats",
     "earworm.web",
     "earworm.api",
 ]
