@@ -6,6 +6,9 @@
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
+
+from earworm.core.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = BASE_DIR / "data"
@@ -44,12 +47,17 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    # First, so every line logged while handling the request carries its id.
+    "earworm.core.middleware.RequestIdMiddleware",
+    "earworm.core.middleware.UploadSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "earworm.core.middleware.NoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "earworm.web.middleware.SpotifyErrorMiddleware",
@@ -108,6 +116,25 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# django-csp 4 (SECURITY.md DJ-11). No CDN assets and no inline scripts; album art comes from Spotify's
+# image CDN (i.scdn.co, also what the emulator hands out), hence https: for images.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "img-src": [SELF, "https:", "data:"],
+    }
+}
+
+# --- Uploads -----------------------------------------------------------------------------------------------
+# The largest history upload (an export zip or JSON file); larger request bodies get a 413 before they are
+# read (earworm.core.middleware.UploadSizeLimitMiddleware). Keep the proxy's body limit at least this big.
+IMPORT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+# Non-file form data held in memory; files above FILE_UPLOAD_MAX_MEMORY_SIZE go to a temporary file.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 # --- Static files ------------------------------------------------------------------------------------------
 STATIC_URL = "/static/"
@@ -154,14 +181,10 @@ SPOTIFY_MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 SPOTIFY_SCOPES = ["user-read-recently-played"]
 
 # --- Logging -----------------------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
-}
+# One JSON object per line with the request id, secrets redacted (earworm.core.logging); readable lines
+# when DEBUG is on for `make run`. Production always logs JSON.
+LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
+LOGGING = logging_config(json_logs=not DEBUG, level=LOG_LEVEL)
 
 from config.huey import huey_settings  # noqa: E402
 
