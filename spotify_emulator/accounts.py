@@ -289,8 +289,11 @@ def _refresh_grant(state: State, client: Client, form: dict[str, str], public: b
             # Spotify documents invalid_grant for an expired refresh token; the description is our guess.
             return oauth_error("invalid_grant", "Refresh token expired")
         policy = state.settings.refresh_policy
-        if grant.pkce:
-            policy = "rotate_invalidate"  # PKCE refresh tokens are single use (FACTS §1.2)
+        if grant.pkce and public:
+            # A public PKCE client's refresh tokens are single use (FACTS §1.2). A confidential client that
+            # also sends a PKCE challenge (as RFC 9700 recommends) authenticates with its secret and gets
+            # the configured policy.
+            policy = "rotate_invalidate"
         elif policy == "random":
             policy = state.token_rng.choice(["omit", "rotate", "rotate_invalidate"])
         new_refresh: str | None = None

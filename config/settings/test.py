@@ -22,3 +22,7 @@ STORAGES = {
 # Serve static files straight from the source folders (no collectstatic in tests).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# pytest-django's xdist suffixing only recognises Django's own SQLite engine by name; name the in-memory
+# test database explicitly so our SQLite backend subclass gets one per worker too.
+if DATABASES["default"]["ENGINE"] == "earworm.core.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": ":memory:"}  # noqa: F405

@@ -209,3 +209,27 @@ def test_two_concurrent_callers_refresh_once_and_both_get_the_new_token(refresh)
     assert calls == ["old-refresh"]
     account.refresh_from_db()
     assert account.refresh_token == "new-refresh"
+
+
+@pytest.mark.django_db
+def test_a_crash_inside_refresh_leaves_no_token_in_the_technical_500_report(mocker, rf):
+    """SECURITY.md LG-1: an unexpected error deep in the real refresh call (here in the HTTP stack)."""
+    import sys
+
+    import httpx
+    from django.views.debug import ExceptionReporter
+
+    mocker.patch.object(httpx.Client, "send", side_effect=RuntimeError("boom"))
+    account = _expired_account()
+
+    try:
+        # The token comes from a variable: the report quotes source lines, and a literal would be found there.
+        spotify_account_access_token_get(account_id=account.pk, rejected_token=account.access_token)
+    except RuntimeError:
+        exc_info = sys.exc_info()
+    reporter = ExceptionReporter(rf.get("/"), *exc_info)
+    report = reporter.get_traceback_text() + reporter.get_traceback_html()
+
+    assert "boom" in report
+    assert "old-refresh" not in report
+    assert "old-access" not in report
