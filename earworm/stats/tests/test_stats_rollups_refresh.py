@@ -1,6 +1,6 @@
 """The rollups agree with a brute-force recomputation from the plays, across time zones and DST changes."""
 
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 

@@ -1,0 +1,135 @@
+"""Every play of a user as flat rows, for `GET /api/v1/export`, in memory independent of history size.
+
+Plays are read in keyset pages of EXPORT_PAGE on (played_at, id) through the (user, played_at) index; each
+page loads the credited artists of its own tracks only, so nothing grows with the history.
+"""
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+
+from earworm.catalog.models import TrackArtist
+from earworm.history.models import Play
+
+EXPORT_PAGE = 5000
+CSV_COLUMNS = [
+    "played_at",
+    "ms_played",
+    "source",
+    "context_uri",
+    "track_spotify_id",
+    "track_name",
+    "album_spotify_id",
+    "album_name",
+    "artist_spotify_ids",
+    "artist_names",
+]
+# Spreadsheets run cells starting with these as formulas (SECURITY.md AP-3); a leading ' makes them text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def play_export_rows(*, user_id: int) -> Iterator[dict[str, Any]]:
+    """The user's plays, oldest first, each with its track, album and ordered artists (the /plays shape)."""
+    fields = (
+        "id",
+        "played_at",
+        "ms_played",
+        "source",
+        "context_uri",
+        "track_id",
+        "track__spotify_id",
+        "track__name",
+        "track__album__spotify_id",
+        "track__album__name",
+    )
+    after: tuple[datetime, int] | None = None
+    while True:
+        page = Play.objects.filter(user_id=user_id)
+        if after is not None:
+            page = page.filter(Q(played_at__gt=after[0]) | Q(played_at=after[0], id__gt=after[1]))
+        rows = list(page.order_by("played_at", "id").values_list(*fields)[:EXPORT_PAGE])
+        if not rows:
+            return
+        artists: dict[int, list[dict[str, Any]]] = {}
+        for track_id, spotify_id, name in (
+            TrackArtist.objects.filter(track_id__in={row[5] for row in rows})
+            .order_by("track_id", "position")
+            .values_list("track_id", "artist__spotify_id", "artist__name")
+        ):
+            artists.setdefault(track_id, []).append({"spotify_id": spotify_id, "name": name})
+        for _, played_at, ms, source, context, track_id, track_sid, track_name, album_sid, album_name in rows:
+            yield {
+                "played_at": _iso(played_at),
+                "ms_played": ms,
+                "source": source,
+                "context_uri": context,
+                "track": {
+                    "spotify_id": track_sid,
+                    "name": track_name,
+                    "album": None if album_name is None else {"spotify_id": album_sid, "name": album_name},
+                    "artists": artists.get(track_id, []),
+                },
+            }
+        last = rows[-1]
+        after = (last[1], last[0])
+        if len(rows) < EXPORT_PAGE:
+            return
+
+
+def export_json_chunks(*, user_id: int) -> Iterator[str]:
+    """`{"items": [...]}`, a few hundred plays per chunk."""
+    yield '{"items": ['
+    buffer: list[str] = []
+    first = True
+    for row in play_export_rows(user_id=user_id):
+        buffer.append(("" if first else ",") + json.dumps(row, ensure_ascii=False))
+        first = False
+        if len(buffer) >= 500:
+            yield "".join(buffer)
+            buffer = []
+    yield "".join(buffer) + "]}\n"
+
+
+def csv_safe(value: Any) -> Any:
+    """Text that a spreadsheet would read as a formula, prefixed with ' so it stays text."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def export_csv_chunks(*, user_id: int) -> Iterator[str]:
+    """One header line, then one line per play; several artists are joined with '; '."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for count, row in enumerate(play_export_rows(user_id=user_id), start=1):
+        track = row["track"]
+        album = track["album"] or {"spotify_id": "", "name": ""}
+        writer.writerow(
+            [
+                row["played_at"],
+                "" if row["ms_played"] is None else row["ms_played"],
+                row["source"],
+                csv_safe(row["context_uri"]),
+                track["spotify_id"] or "",
+                csv_safe(track["name"]),
+                album["spotify_id"] or "",
+                csv_safe(album["name"]),
+                "; ".join(a["spotify_id"] or "" for a in track["artists"]),
+                csv_safe("; ".join(a["name"] for a in track["artists"])),
+            ]
+        )
+        if count % 500 == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
