@@ -26,7 +26,8 @@ class Command(BaseCommand):
                 )
             )
         commands.append(("worker", [sys.executable, "manage.py", "run_huey", "--workers", "2"]))
-        commands.append(("web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"]))
+        # No autoreload: `make run` is for using Earworm, and a reloader would restart it on every file save.
+        commands.append(("web", [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]))
 
         processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         try:
