@@ -1,5 +1,7 @@
 """Cross-app fixtures (STYLE.md §9)."""
 
+import uuid
+
 import pytest
 
 from earworm.accounts.tests.factories import SpotifyAccountFactory, UserFactory
@@ -96,3 +98,9 @@ def screenshot(page):
         return str(path)
 
     return take
+
+
+@pytest.fixture(autouse=True)
+def _isolated_spotify_gate(settings):
+    """Each test gets its own Spotify gate keys in Redis, so parallel tests never share a window or a pause."""
+    settings.SPOTIFY_GATE_REDIS_PREFIX = f"earworm-test:{uuid.uuid4().hex}"

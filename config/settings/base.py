@@ -179,6 +179,19 @@ SPOTIFY_CONNECT_TIMEOUT = 5.0
 SPOTIFY_READ_TIMEOUT = 15.0
 SPOTIFY_MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 SPOTIFY_SCOPES = ["user-read-recently-played"]
+# The Spotify gate (earworm.core.ratelimit), shared by every process: calls per rolling window per client id.
+# Spotify does not publish its limit; 90 per 30 s stays well below what apps report hitting.
+SPOTIFY_WINDOW_SECONDS = 30
+SPOTIFY_WINDOW_BUDGET = 90
+# Enrichment yields to syncs: it may fill only this share of the window, and this many calls a day (reports
+# put the development-mode quota at roughly 1,100 to 2,600 calls a day, spotify/FACTS.md §4).
+SPOTIFY_ENRICH_WINDOW_SHARE = 0.5
+SPOTIFY_ENRICH_DAILY_BUDGET = 500
+SPOTIFY_GATE_REDIS_PREFIX = "earworm:spotify-gate"
+# Sync engine (earworm.history.services.sync): a claim outlives one sync's HTTP calls and token refresh.
+SYNC_CLAIM_SECONDS = 120
+# Periodic enrichment: calls per run (earworm.catalog.tasks).
+ENRICH_MAX_REQUESTS_PER_RUN = 60
 
 # --- Logging -----------------------------------------------------------------------------------------------
 # One JSON object per line with the request id, secrets redacted (earworm.core.logging); readable lines

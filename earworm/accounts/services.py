@@ -69,6 +69,10 @@ def spotify_account_connect(*, token_set: TokenSet, profile: UserProfile) -> Con
         if user.first_name != account.display_name[:150]:
             user.first_name = account.display_name[:150]
             user.save(update_fields=["first_name"])
+        # A fresh login syncs within seconds, so a newcomer sees plays without waiting for the schedule.
+        from earworm.history.services.sync import history_sync_request
+
+        history_sync_request(account_id=account.pk, delay_seconds=2)
     quota_gate_clear_config_error()
     granted = set((token_set.scope or "").split())
     if granted != set(settings.SPOTIFY_SCOPES):

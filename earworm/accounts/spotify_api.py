@@ -5,6 +5,7 @@ from collections.abc import Callable
 import httpx
 from django.conf import settings
 
+from earworm.core.ratelimit import spotify_gate
 from earworm.spotify.client import SpotifyClient
 from earworm.spotify.oauth import SpotifyOAuth
 
@@ -32,6 +33,7 @@ def spotify_client(
         access_token=access_token,
         refresh_access_token=refresh_access_token,
         kind=kind,
+        gate=spotify_gate(),
         timeout=spotify_timeout(),
         max_response_bytes=settings.SPOTIFY_MAX_RESPONSE_BYTES,
     )

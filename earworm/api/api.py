@@ -67,6 +67,8 @@ def on_spotify_error(request: HttpRequest, exc: SpotifyError) -> HttpResponse:
 
 
 api.add_router("/", "earworm.api.me.router")
+api.add_router("/", "earworm.api.plays.router")
+api.add_router("/", "earworm.api.sync.router")
 api.add_router("/", "earworm.api.stats.router")
 api.add_router("/", "earworm.api.genres.router")
 api.add_router("/", "earworm.api.export.router")

@@ -1,14 +1,26 @@
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, QuerySet
+from django.utils import timezone
 
 from earworm.catalog.keys import album_key, artist_key, track_key
-from earworm.catalog.models import Album, Artist, Track, TrackArtist
-from earworm.spotify.types import SimplifiedAlbumData, SimplifiedArtistData, TrackData
+from earworm.catalog.models import Album, Artist, ArtistGenre, Genre, Track, TrackArtist
+from earworm.spotify.client import MAX_BATCH_IDS
+from earworm.spotify.errors import SpotifyError, SpotifyNotFound
+from earworm.spotify.types import ArtistData, SimplifiedAlbumData, SimplifiedArtistData, TrackData
+
+if TYPE_CHECKING:
+    from earworm.spotify.client import SpotifyClient
+
+logger = logging.getLogger(__name__)
+_Item = TypeVar("_Item", ArtistData, TrackData)
 
 UPSERT_BATCH_SIZE = 1000
 CatalogRow = TypeVar("CatalogRow", Artist, Album, Track)
@@ -145,3 +157,214 @@ def _upsert(model: type[CatalogRow], rows: list[CatalogRow], *, update_fields: l
         batch_size=UPSERT_BATCH_SIZE,
     )
     return {row.key: row.pk for row in created}
+
+
+# --- Enrichment ------------------------------------------------------------------------------------------------
+# Per-item requests are written in chunks of this many, so a rate limit mid-run keeps what was fetched.
+ENRICH_CHUNK = 20
+GENRE_NAME_MAX = 255
+
+
+@dataclass
+class EnrichResult:
+    """What one `catalog_enrich` run did, and what is left."""
+
+    requests: int = 0
+    artists_enriched: int = 0
+    genres_linked: int = 0
+    tracks_enriched: int = 0
+    not_found: int = 0
+    provisional_removed: int = 0
+    artists_left: int = 0
+    tracks_left: int = 0
+    stopped_reason: str = ""
+
+
+def _artists_to_enrich() -> QuerySet[Artist]:
+    return Artist.objects.filter(metadata_fetched_at__isnull=True, not_found=False, spotify_id__isnull=False)
+
+
+def _tracks_to_enrich() -> QuerySet[Track]:
+    return Track.objects.filter(metadata_fetched_at__isnull=True, not_found=False, spotify_id__isnull=False)
+
+
+def catalog_enrich(*, max_requests: int) -> EnrichResult:
+    """Fetch what recently-played and exports do not carry, at most `max_requests` Spotify calls.
+
+    First artists never fetched (genres and images; `GET /artists/{id}` each, or `GET /artists?ids=` by 50 when
+    `SPOTIFY_BATCH_ENDPOINTS`), then tracks never fetched, most-played first (`GET /tracks/{id}`, or by 50): a
+    track's provisional `name:` album and artists from an export are replaced by the real ones, and provisional
+    rows left without links are deleted. A 404 marks the item `not_found`, never asked again. Calls go through
+    the gate as `kind="enrich"`, which leaves room in every window for syncs and has its own daily budget; the
+    run stops at the first refusal, 429, outage or auth problem, keeping what it fetched.
+
+    Returns an `EnrichResult`. Raises nothing from Spotify: the reason a run stopped is in `stopped_reason`.
+    """
+    from earworm.accounts.models import SpotifyAccount
+    from earworm.accounts.services import spotify_client_for_account
+    from earworm.core.exceptions import ApplicationError
+
+    result = EnrichResult()
+    # Artist and track endpoints accept any user's token; use the account that synced most recently.
+    account_id = (
+        SpotifyAccount.objects.filter(status=SpotifyAccount.Status.ACTIVE)
+        .order_by(F("last_synced_at").desc(nulls_last=True), "pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if account_id is None:
+        result.stopped_reason = "no active Spotify account to ask with"
+    elif max_requests > 0:
+        try:
+            with spotify_client_for_account(account_id=account_id, kind="enrich") as client:
+                try:
+                    _enrich_artists(client, result, max_requests)
+                    _enrich_tracks(client, result, max_requests)
+                finally:
+                    result.requests = client.calls_made
+        except (SpotifyError, ApplicationError) as exc:
+            result.stopped_reason = exc.message
+            logger.info("Enrichment stopped after %s calls: %s", result.requests, exc.message)
+    result.artists_left = _artists_to_enrich().count()
+    result.tracks_left = _tracks_to_enrich().count()
+    return result
+
+
+def _fetch(
+    client: "SpotifyClient",
+    ids: list[str],
+    *,
+    one: Callable[[str], _Item],
+    many: Callable[[list[str]], list[_Item | None]],
+    max_requests: int,
+) -> dict[str, _Item | None]:
+    """Fetch items by Spotify id: `None` for unknown ones. Stops at `max_requests` calls; on an error, what was
+    fetched so far travels on the exception as `fetched`."""
+    fetched: dict[str, _Item | None] = {}
+    try:
+        if settings.SPOTIFY_BATCH_ENDPOINTS:
+            for start in range(0, len(ids), MAX_BATCH_IDS):
+                if client.calls_made >= max_requests:
+                    break
+                chunk = ids[start : start + MAX_BATCH_IDS]
+                fetched.update(zip(chunk, many(chunk), strict=True))
+        else:
+            for spotify_id in ids:
+                if client.calls_made >= max_requests:
+                    break
+                try:
+                    fetched[spotify_id] = one(spotify_id)
+                except (SpotifyNotFound, ValueError):  # ValueError: not a Spotify id, so Spotify cannot know it
+                    fetched[spotify_id] = None
+    except SpotifyError as exc:
+        exc.fetched = fetched  # type: ignore[attr-defined]
+        raise
+    return fetched
+
+
+def _enrich_artists(client: "SpotifyClient", result: EnrichResult, max_requests: int) -> None:
+    per_call = MAX_BATCH_IDS if settings.SPOTIFY_BATCH_ENDPOINTS else 1
+    while client.calls_made < max_requests:
+        limit = min(ENRICH_CHUNK * per_call, (max_requests - client.calls_made) * per_call)
+        rows: dict[str, int] = {
+            spotify_id: pk
+            for spotify_id, pk in _artists_to_enrich().order_by("pk").values_list("spotify_id", "pk")[:limit]
+            if spotify_id
+        }
+        if not rows:
+            return
+        try:
+            fetched = _fetch(client, list(rows), one=client.artist, many=client.artists, max_requests=max_requests)
+        except SpotifyError as exc:
+            _store_artists(rows, getattr(exc, "fetched", {}), result)
+            raise
+        _store_artists(rows, fetched, result)
+
+
+def _store_artists(rows: dict[str, int], fetched: dict[str, ArtistData | None], result: EnrichResult) -> None:
+    if not fetched:
+        return
+    now = timezone.now()
+    found = {spotify_id: data for spotify_id, data in fetched.items() if data is not None}
+    missing = [rows[spotify_id] for spotify_id, data in fetched.items() if data is None]
+    genre_names = {
+        spotify_id: sorted({genre.strip()[:GENRE_NAME_MAX] for genre in data.genres if genre.strip()})
+        for spotify_id, data in found.items()
+    }
+    with transaction.atomic():
+        if missing:
+            Artist.objects.filter(pk__in=missing).update(not_found=True)
+        Artist.objects.bulk_update(
+            [
+                Artist(
+                    pk=rows[spotify_id],
+                    name=data.name[:NAME_MAX],
+                    image_url=data.images[0].url[:1000] if data.images else "",
+                    metadata_fetched_at=now,
+                )
+                for spotify_id, data in found.items()
+            ],
+            ["name", "image_url", "metadata_fetched_at"],
+            batch_size=UPSERT_BATCH_SIZE,
+        )
+        all_names = {name for names in genre_names.values() for name in names}
+        Genre.objects.bulk_create([Genre(name=name) for name in all_names], ignore_conflicts=True)
+        genre_ids = dict(Genre.objects.filter(name__in=all_names).values_list("name", "pk"))
+        artist_ids = [rows[spotify_id] for spotify_id in found]
+        ArtistGenre.objects.filter(artist_id__in=artist_ids).delete()
+        links = [
+            ArtistGenre(artist_id=rows[spotify_id], genre_id=genre_ids[name])
+            for spotify_id, names in genre_names.items()
+            for name in names
+        ]
+        ArtistGenre.objects.bulk_create(links, batch_size=UPSERT_BATCH_SIZE)
+    result.artists_enriched += len(found)
+    result.genres_linked += len(links)
+    result.not_found += len(missing)
+
+
+def _enrich_tracks(client: "SpotifyClient", result: EnrichResult, max_requests: int) -> None:
+    per_call = MAX_BATCH_IDS if settings.SPOTIFY_BATCH_ENDPOINTS else 1
+    while client.calls_made < max_requests:
+        limit = min(ENRICH_CHUNK * per_call, (max_requests - client.calls_made) * per_call)
+        most_played = _tracks_to_enrich().annotate(play_count=Count("plays")).order_by("-play_count", "pk")
+        rows: dict[str, int] = {
+            spotify_id: pk for spotify_id, pk in most_played.values_list("spotify_id", "pk")[:limit] if spotify_id
+        }
+        if not rows:
+            return
+        try:
+            fetched = _fetch(client, list(rows), one=client.track, many=client.tracks, max_requests=max_requests)
+        except SpotifyError as exc:
+            _store_tracks(rows, getattr(exc, "fetched", {}), result)
+            raise
+        _store_tracks(rows, fetched, result)
+
+
+def _store_tracks(rows: dict[str, int], fetched: dict[str, TrackData | None], result: EnrichResult) -> None:
+    if not fetched:
+        return
+    # Spotify may answer with a relinked track under another id; the row asked about is the one to complete.
+    found = [data.model_copy(update={"id": spotify_id}) for spotify_id, data in fetched.items() if data is not None]
+    missing = [rows[spotify_id] for spotify_id, data in fetched.items() if data is None]
+    track_ids = [rows[data.id] for data in found if data.id]
+    with transaction.atomic():
+        if missing:
+            Track.objects.filter(pk__in=missing).update(not_found=True)
+        old_artists = set(TrackArtist.objects.filter(track_id__in=track_ids).values_list("artist_id", flat=True))
+        old_albums = set(Track.objects.filter(pk__in=track_ids, album__isnull=False).values_list("album_id", flat=True))
+        catalog_upsert(tracks=found, metadata_fetched_at=timezone.now())
+        # Provisional rows from exports (`name:` keys) that no track uses any more were duplicates of real ones.
+        removed_artists, _ = (
+            Artist.objects.filter(pk__in=old_artists, key__startswith="name:")
+            .exclude(Exists(TrackArtist.objects.filter(artist_id=OuterRef("pk"))))
+            .delete()
+        )
+        removed_albums, _ = (
+            Album.objects.filter(pk__in=old_albums, key__startswith="name:")
+            .exclude(Exists(Track.objects.filter(album_id=OuterRef("pk"))))
+            .delete()
+        )
+    result.tracks_enriched += len(found)
+    result.not_found += len(missing)
+    result.provisional_removed += removed_artists + removed_albums

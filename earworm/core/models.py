@@ -22,6 +22,8 @@ class QuotaGate(BaseModel):
     pause_reason = models.CharField(max_length=32, blank=True)
     window_started_at = models.DateTimeField(null=True, blank=True)
     window_requests = models.PositiveIntegerField(default=0)
+    # Calls in the window before `window_started_at`: the rolling window is estimated from both (ratelimit.py).
+    window_prev_requests = models.PositiveIntegerField(default=0)
     day_started_at = models.DateTimeField(null=True, blank=True)
     day_requests = models.PositiveIntegerField(default=0)
     day_enrich_requests = models.PositiveIntegerField(default=0)
