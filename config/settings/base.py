@@ -198,6 +198,7 @@ ENRICH_MAX_REQUESTS_PER_RUN = 60
 # when DEBUG is on for `make run`. Production always logs JSON.
 LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
 LOGGING = logging_config(json_logs=not DEBUG, level=LOG_LEVEL)
+LOGGING_CONFIG = "earworm.core.logging.configure"
 
 from config.huey import huey_settings  # noqa: E402
 

@@ -9,6 +9,7 @@ a file name cannot forge a log line (LG-2).
 
 import json
 import logging
+import logging.config
 import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -91,6 +92,12 @@ class PlainFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+def configure(config: dict[str, Any]) -> None:
+    """LOGGING_CONFIG: apply `config`, and send Python warnings through it as well (Django 5.2 does not)."""
+    logging.captureWarnings(True)
+    logging.config.dictConfig(config)
+
+
 def logging_config(*, json_logs: bool, level: str) -> dict[str, Any]:
     """Return a `logging.config.dictConfig` dict: everything to stderr, JSON or plain, through redaction."""
     return {
@@ -113,11 +120,14 @@ def logging_config(*, json_logs: bool, level: str) -> dict[str, Any]:
             # Django's defaults give "django" handlers of its own; route it through ours instead.
             "django": {"handlers": [], "level": level, "propagate": True},
             # httpx logs every request URL at INFO; URLs never carry tokens (OA-10), but keep the noise down.
+            # Django's defaults give Python warnings a DEBUG-only handler; route them through ours.
+            "py.warnings": {"handlers": [], "propagate": True},
             "httpx": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
             "gunicorn.error": {"handlers": [], "level": level, "propagate": True},
             # Access lines come from RequestIdMiddleware, without query strings (OAuth `code`, `state`).
             "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
-            "huey": {"handlers": [], "level": level, "propagate": True},
+            # A handler of its own: run_huey adds a plain-text one to a "huey" logger that has none.
+            "huey": {"handlers": ["console"], "level": level, "propagate": False},
         },
     }
