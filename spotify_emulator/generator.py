@@ -367,7 +367,7 @@ class Catalog:
         else:
             release_date, precision = f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", "day"
         name = _title(rng)
-        artists = (self.album_artist[j],)
+        artists: tuple[int, ...] = (self.album_artist[j],)
         if rng.random() < 0.05:
             artists = (*artists, rng.randrange(self.n_artists))
         upc = "".join(str(rng.randint(0, 9)) for _ in range(12))
