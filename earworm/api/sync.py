@@ -5,6 +5,7 @@ from datetime import datetime
 from django.core.cache import cache
 from django.http import Http404, HttpRequest
 from ninja import Router, Schema
+from ninja.responses import Status
 
 from earworm.accounts.models import SpotifyAccount
 from earworm.core.exceptions import ApplicationError, SpotifyReloginRequired
@@ -33,7 +34,7 @@ class SyncOut(Schema):
 
 
 @router.post("/sync", response={202: SyncOut}, summary="Sync your plays now")
-def sync_start(request: HttpRequest) -> tuple[int, SyncOut]:
+def sync_start(request: HttpRequest) -> Status[SyncOut]:
     user = request.auth  # type: ignore[attr-defined]
     account = SpotifyAccount.objects.filter(user=user).only("pk", "status").first()
     if account is None:
@@ -43,4 +44,4 @@ def sync_start(request: HttpRequest) -> tuple[int, SyncOut]:
     if not cache.add(f"earworm:sync-request:{user.pk}", 1, timeout=SYNC_REQUEST_INTERVAL_SECONDS):
         raise SyncTooSoon()
     history_sync_request(account_id=account.pk)
-    return 202, SyncOut(status="queued", paused_until=quota_gate_paused_until())
+    return Status(202, SyncOut(status="queued", paused_until=quota_gate_paused_until()))
