@@ -132,6 +132,14 @@ CONTENT_SECURITY_POLICY = {
 # The largest history upload (an export zip or JSON file); larger request bodies get a 413 before they are
 # read (earworm.core.middleware.UploadSizeLimitMiddleware). Keep the proxy's body limit at least this big.
 IMPORT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+# Data-export import (earworm.history.services.imports, docs/import.md).
+IMPORT_UPLOAD_DIR = DATA_DIR / "imports"
+IMPORT_MIN_MS_PLAYED = 30_000  # Spotify counts a stream from 30 s
+IMPORT_MAX_ARCHIVE_MEMBERS = 1000
+IMPORT_MAX_UNCOMPRESSED_BYTES = 4 * 1024**3
+IMPORT_MAX_COMPRESSION_RATIO = 200  # JSON compresses 10-30x; far more is a ZIP bomb
+# A claim outlives the slowest single file; a killed import can be resumed once it expires.
+IMPORT_CLAIM_SECONDS = 600
 # Non-file form data held in memory; files above FILE_UPLOAD_MAX_MEMORY_SIZE go to a temporary file.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -100,12 +100,26 @@ class ImportJob(BaseModel):
     unresolved = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # Which process holds the claim (a random token), so a process whose claim expired stops writing.
+    claimed_by = models.CharField(max_length=32, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Files given to `import_history` (absolute paths); empty for web uploads, which use `upload_path`.
+    source_paths = models.JSONField(default=list, blank=True)
+    files_total = models.PositiveIntegerField(default=0)
+    # The span of the plays added, for refreshing the statistics once at the end.
+    span_start = models.DateTimeField(null=True, blank=True)
+    span_end = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             # The import page: WHERE user_id = ? ORDER BY created_at DESC.
             models.Index(fields=["user", "-created_at"], name="history_importjob_recent"),
+        ]
+        constraints = [
+            # One running import per user (SECURITY.md UP-5): the claim's UPDATE fails on a second one.
+            models.UniqueConstraint(
+                fields=["user"], condition=Q(status="running"), name="history_importjob_one_running_per_user"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,405 @@
+"""Import a Spotify data export (issue 6): the one service behind `import_history` and the `/import/` upload.
+
+Each export file is imported in one transaction together with the job's progress (`files_done`, counts), so a
+rejected file writes nothing, and a run killed at any point resumes at the first file not done with the same
+final data. Plays go through the overlap rule of DESIGN.md §5: `history_plays_store` on SQLite, COPY and a
+merge in SQL (`plays_copy`) on PostgreSQL, both over a whole file at a time so both give the same rows.
+
+Tracks: extended records name the Spotify id; a missing one is created as a provisional Track keyed by that
+id (metadata_fetched_at NULL) with the album artist and album known only by name (`name:` keys), which
+enrichment later replaces. Records without an id (basic format, local files) are matched by normalised
+(artist, track) names against the user's tracks, real ones first; otherwise a `name:` track is created and
+the play counts as unresolved.
+"""
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import islice
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from earworm.catalog.keys import name_key
+from earworm.catalog.models import Track, TrackArtist
+from earworm.catalog.services import catalog_upsert
+from earworm.core.exceptions import ApplicationError
+from earworm.history.importing import (
+    ArchiveLimits,
+    ExportContents,
+    ExportFileError,
+    ExportPlay,
+    ExportSource,
+    FileKind,
+    Skip,
+    iter_export_rows,
+    open_export,
+)
+from earworm.history.models import ImportJob, Play
+from earworm.history.services.plays import NewPlay, StoreResult, history_plays_store
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 20_000
+# Extended files first, so basic-format records can match the tracks they name.
+_KIND_ORDER = {FileKind.EXTENDED: 0, FileKind.BASIC_MUSIC: 1, None: 1, FileKind.BASIC_PODCAST: 2}
+
+
+class ImportBusy(ApplicationError):
+    """Another import of this user is running (one at a time, SECURITY.md UP-5)."""
+
+    status_code = 409
+
+    def __init__(self, message: str = "Another import of your history is running; wait for it to finish.") -> None:
+        super().__init__(message, extra={"code": "import_running"})
+
+
+@dataclass
+class ImportProgress:
+    """Passed to the optional progress callback after every chunk of records."""
+
+    file: str
+    file_number: int
+    files_total: int
+    records_in_file: int
+    records_done: int
+
+
+@dataclass
+class ImportSummary:
+    job_id: int
+    status: str
+    plays_added: int
+    records_done: int
+    skipped: dict[str, int]
+    unresolved: int
+    errors: list[str]
+    ignored: list[str] = field(default_factory=list)
+
+
+def upload_dir() -> Path:
+    return Path(settings.IMPORT_UPLOAD_DIR)
+
+
+def job_paths(job: ImportJob) -> list[tuple[Path, str]]:
+    """The files of a job with their display names: paths given to the command, or the stored upload."""
+    if job.source_paths:
+        return [(Path(path), Path(path).name) for path in job.source_paths]
+    return [(upload_dir() / job.upload_path, job.original_name or Path(job.upload_path).name)]
+
+
+def import_job_claim(*, job_id: int) -> str | None:
+    """Claim a job for this process: a conditional UPDATE, plus the database's one-running-import-per-user
+    constraint. Returns the claim token, or None when the job is done or claimed by a live process.
+    Raises `ImportBusy` when another job of the same user is running."""
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    job = ImportJob.objects.filter(pk=job_id).values("user_id").first()
+    if job is None:
+        return None
+    # A job whose claim expired (its process died) goes back to waiting; it resumes when claimed again.
+    ImportJob.objects.filter(user_id=job["user_id"], status=ImportJob.Status.RUNNING, claimed_until__lt=now).exclude(
+        pk=job_id
+    ).update(status=ImportJob.Status.PENDING)
+    try:
+        with transaction.atomic():
+            claimed = (
+                ImportJob.objects.filter(pk=job_id, status__in=[ImportJob.Status.PENDING, ImportJob.Status.RUNNING])
+                .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+                .update(
+                    status=ImportJob.Status.RUNNING,
+                    claimed_until=now + timedelta(seconds=settings.IMPORT_CLAIM_SECONDS),
+                    claimed_by=token,
+                )
+            )
+    except IntegrityError:
+        raise ImportBusy() from None
+    return token if claimed == 1 else None
+
+
+def history_import(*, job_id: int, progress: Callable[[ImportProgress], None] | None = None) -> ImportSummary | None:
+    """Run (or resume) an import job to the end. Returns its summary, or None if another process holds it.
+
+    A file that breaks a rule is rejected with a message naming it (and the record), nothing of it is written,
+    and the other files are still imported. An archive that breaks a limit fails the whole job. Raises
+    `ImportBusy` when another import of the same user is running.
+    """
+    token = import_job_claim(job_id=job_id)
+    if token is None:
+        return None
+    job = ImportJob.objects.get(pk=job_id)
+    ignored: list[str] = []
+    try:
+        _run(job, token, ignored, progress)
+    except ExportFileError as exc:
+        ImportJob.objects.filter(pk=job.pk).update(errors=[*job.errors, exc.message])
+        _finish(job, ImportJob.Status.FAILED)
+    except BaseException:
+        # Leave the job resumable (a SIGKILL leaves it the same way, until the claim expires).
+        ImportJob.objects.filter(pk=job.pk, claimed_by=token).update(claimed_until=None)
+        raise
+    else:
+        _finish(job, ImportJob.Status.DONE)
+    job.refresh_from_db()
+    return ImportSummary(
+        job_id=job.pk,
+        status=job.status,
+        plays_added=job.plays_added,
+        records_done=job.records_done,
+        skipped=dict(job.skipped),
+        unresolved=job.unresolved,
+        errors=list(job.errors),
+        ignored=ignored,
+    )
+
+
+def _finish(job: ImportJob, status: str) -> None:
+    job.refresh_from_db()
+    ImportJob.objects.filter(pk=job.pk).update(status=status, finished_at=timezone.now(), claimed_until=None)
+    if job.upload_path and not job.source_paths:
+        (upload_dir() / job.upload_path).unlink(missing_ok=True)
+    if job.plays_added and job.span_start and job.span_end:
+        _refresh_stats(user_id=job.user_id, start=job.span_start, end=job.span_end)
+
+
+def _refresh_stats(*, user_id: int, start: datetime, end: datetime) -> None:
+    from earworm.stats.services import stats_rollups_refresh
+
+    stats_rollups_refresh(user_id=user_id, start=start, end=end)
+
+
+def _limits() -> ArchiveLimits:
+    return ArchiveLimits(
+        max_members=settings.IMPORT_MAX_ARCHIVE_MEMBERS,
+        max_total_bytes=settings.IMPORT_MAX_UNCOMPRESSED_BYTES,
+        max_ratio=settings.IMPORT_MAX_COMPRESSION_RATIO,
+    )
+
+
+def _run(job: ImportJob, token: str, ignored: list[str], progress: Callable[[ImportProgress], None] | None) -> None:
+    paths = job_paths(job)
+    with _opened(paths) as sources_by_path:
+        sources: list[tuple[str, ExportSource]] = []
+        for prefix, contents in sources_by_path:
+            ignored.extend(contents.ignored)
+            sources.extend((f"{prefix}{source.key}", source) for source in contents.sources)
+        sources.sort(key=lambda item: _KIND_ORDER.get(item[1].kind, 1))
+        ImportJob.objects.filter(pk=job.pk).update(files_total=len(sources))
+        for number, (key, source) in enumerate(sources, start=1):
+            job.refresh_from_db(fields=["files_done"])
+            if key in job.files_done:
+                continue
+            try:
+                _import_file(job.pk, job.user_id, token, key, source, number, len(sources), progress)
+            except ExportFileError as exc:
+                logger.info("Import %s: file rejected: %s", job.pk, exc.message)
+                with transaction.atomic():
+                    locked = ImportJob.objects.select_for_update().get(pk=job.pk)
+                    locked.errors = [*locked.errors, exc.message]
+                    locked.files_done = [*locked.files_done, key]
+                    locked.save(update_fields=["errors", "files_done", "updated_at"])
+
+
+class _opened:
+    """Open every path of a job (closing them all at the end); keys are prefixed when there are several."""
+
+    def __init__(self, paths: list[tuple[Path, str]]) -> None:
+        self.paths = paths
+        self.stack: list = []
+
+    def __enter__(self) -> list[tuple[str, ExportContents]]:
+        import contextlib
+
+        self.exit_stack = contextlib.ExitStack()
+        opened = []
+        for index, (path, name) in enumerate(self.paths):
+            contents = self.exit_stack.enter_context(open_export(path, display_name=name, limits=_limits()))
+            opened.append((f"{index}/" if len(self.paths) > 1 else "", contents))
+        return opened
+
+    def __exit__(self, *exc: object) -> None:
+        self.exit_stack.close()
+
+
+class _TrackResolver:
+    """Track primary keys for export plays of one file, creating provisional tracks where needed."""
+
+    def __init__(self, user_id: int) -> None:
+        self.user_id = user_id
+        self.by_id: dict[str, int] = {}
+        self._by_name: dict[str, tuple[int, bool]] | None = None
+
+    def by_name(self) -> dict[str, tuple[int, bool]]:
+        """(pk, has a Spotify id) by name_key(first artist, track) over the user's tracks, real ones first."""
+        if self._by_name is None:
+            index: dict[str, tuple[int, bool]] = {}
+            played = Play.objects.filter(user_id=self.user_id).values("track_id")
+            tracks = Track.objects.filter(pk__in=played).order_by("pk").values_list("pk", "name", "spotify_id")
+            first_artist = dict(
+                TrackArtist.objects.filter(track_id__in=played, position=0).values_list("track_id", "artist__name")
+            )
+            for pk, name, spotify_id in tracks:
+                key = name_key(first_artist.get(pk, ""), name)
+                if key not in index or (spotify_id and not index[key][1]):
+                    index[key] = (pk, bool(spotify_id))
+            self._by_name = index
+        return self._by_name
+
+    def resolve(self, plays: list[ExportPlay]) -> tuple[list[int], int]:
+        """The track pk of each play, and how many plays matched no track with a Spotify id."""
+        from earworm.spotify.types import SimplifiedAlbumData, SimplifiedArtistData, TrackData
+
+        missing_ids = {play.track_id for play in plays if play.track_id and play.track_id not in self.by_id}
+        if missing_ids:
+            self.by_id.update(Track.objects.filter(key__in=missing_ids).values_list("key", "pk"))
+            new = [
+                TrackData(
+                    id=play.track_id,
+                    name=play.track_name or play.track_id,
+                    album=SimplifiedAlbumData(name=play.album_name) if play.album_name else None,
+                    artists=[SimplifiedArtistData(name=play.artist_name)] if play.artist_name else [],
+                )
+                for play in {p.track_id: p for p in plays if p.track_id in missing_ids}.values()
+                if play.track_id not in self.by_id
+            ]
+            if new:
+                self.by_id.update(catalog_upsert(tracks=new).track_ids)
+        names = self.by_name() if any(not play.track_id for play in plays) else {}
+        missing_names: dict[str, ExportPlay] = {}
+        for play in plays:
+            if not play.track_id:
+                key = name_key(play.artist_name, play.track_name)
+                if key not in names:
+                    missing_names.setdefault(key, play)
+        if missing_names:
+            created = catalog_upsert(
+                tracks=[
+                    TrackData(
+                        name=play.track_name,
+                        album=SimplifiedAlbumData(name=play.album_name) if play.album_name else None,
+                        artists=[SimplifiedArtistData(name=play.artist_name)] if play.artist_name else [],
+                    )
+                    for play in missing_names.values()
+                ]
+            ).track_ids
+            for key in missing_names:
+                names[key] = (created[key], False)
+        pks: list[int] = []
+        unresolved = 0
+        for play in plays:
+            if play.track_id:
+                pks.append(self.by_id[play.track_id])
+            else:
+                pk, real = names[name_key(play.artist_name, play.track_name)]
+                pks.append(pk)
+                unresolved += not real
+        return pks, unresolved
+
+
+def _chunks(rows: Iterable[ExportPlay | Skip], size: int) -> Iterator[list[ExportPlay | Skip]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class _PythonWriter:
+    """SQLite (and the reference): the file's plays in memory, one `history_plays_store` call at the end."""
+
+    def __init__(self, user_id: int) -> None:
+        self.user_id = user_id
+        self.plays: list[NewPlay] = []
+
+    def add(self, plays: list[NewPlay]) -> None:
+        self.plays.extend(plays)
+
+    def merge(self) -> StoreResult:
+        return history_plays_store(user_id=self.user_id, plays=self.plays)
+
+
+def _writer(user_id: int) -> "_PythonWriter | object":
+    if connection.vendor == "postgresql":
+        from earworm.history.services.plays_copy import StagedPlays
+
+        return StagedPlays(user_id=user_id)
+    return _PythonWriter(user_id)
+
+
+def _import_file(
+    job_id: int,
+    user_id: int,
+    token: str,
+    key: str,
+    source: ExportSource,
+    number: int,
+    files_total: int,
+    progress: Callable[[ImportProgress], None] | None,
+) -> None:
+    now = timezone.now()
+    skipped: Counter[str] = Counter()
+    records = 0
+    unresolved = 0
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if key in job.files_done or job.claimed_by != token:
+            return  # another process took the job over (this one's claim had expired)
+        resolver = _TrackResolver(user_id)
+        writer = _writer(user_id)
+        with source.open() as stream:
+            rows = iter_export_rows(
+                stream, file=source.name, kind=source.kind, min_ms_played=settings.IMPORT_MIN_MS_PLAYED, now=now
+            )
+            for chunk in _chunks(rows, CHUNK):
+                records += len(chunk)
+                plays = [row for row in chunk if isinstance(row, ExportPlay)]
+                skipped.update(row for row in chunk if not isinstance(row, ExportPlay))
+                if plays:
+                    pks, chunk_unresolved = resolver.resolve(plays)
+                    unresolved += chunk_unresolved
+                    writer.add(  # type: ignore[attr-defined]
+                        [
+                            NewPlay(track_id=pk, played_at=play.played_at, ms_played=play.ms_played, source="export")
+                            for pk, play in zip(pks, plays, strict=True)
+                        ]
+                    )
+                if progress:
+                    progress(ImportProgress(source.name, number, files_total, records, job.records_done + records))
+        result: StoreResult = writer.merge()  # type: ignore[attr-defined]
+        if result.duplicates:
+            skipped[Skip.DUPLICATE] += result.duplicates
+        job.files_done = [*job.files_done, key]
+        job.records_done += records
+        job.records_total = max(job.records_total, job.records_done)
+        job.plays_added += result.inserted
+        job.unresolved += unresolved
+        job.skipped = dict(Counter(job.skipped) + Counter({str(k): v for k, v in skipped.items()}))
+        if result.inserted and result.earliest and result.latest:
+            job.span_start = min(filter(None, [job.span_start, result.earliest]))
+            job.span_end = max(filter(None, [job.span_end, result.latest]))
+        job.claimed_until = timezone.now() + timedelta(seconds=settings.IMPORT_CLAIM_SECONDS)
+        job.save()
+
+
+def import_job_create(
+    *, user_id: int, source_paths: list[str] | None = None, upload_path: str = "", original_name: str = ""
+) -> ImportJob:
+    """A new pending job for the given files (command) or stored upload (web)."""
+    return ImportJob.objects.create(
+        user_id=user_id, source_paths=source_paths or [], upload_path=upload_path, original_name=original_name
+    )
+
+
+def import_job_for_paths(*, user_id: int, source_paths: list[str]) -> ImportJob:
+    """The unfinished job of this user for exactly these files (to resume it), or a new one."""
+    existing = (
+        ImportJob.objects.filter(user_id=user_id, source_paths=source_paths)
+        .exclude(status__in=[ImportJob.Status.DONE, ImportJob.Status.FAILED])
+        .order_by("-created_at")
+        .first()
+    )
+    return existing or import_job_create(user_id=user_id, source_paths=source_paths)

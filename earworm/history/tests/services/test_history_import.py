@@ -1,0 +1,249 @@
+import json
+import zipfile
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from earworm.accounts.tests.factories import SpotifyAccountFactory
+from earworm.catalog.keys import name_key, normalize_name
+from earworm.catalog.models import Album, Artist, Track
+from earworm.history.models import ImportJob, Play
+from earworm.history.services.imports import ImportBusy, history_import, import_job_create
+from earworm.history.services.plays import NewPlay, history_plays_store
+from earworm.history.tests.importing.samples import sample_files, skip_without_samples
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MIN_MS = 30_000
+
+
+def _import(user, *paths):
+    job = import_job_create(user_id=user.pk, source_paths=[str(path) for path in paths])
+    return history_import(job_id=job.pk)
+
+
+def _expected(path: Path) -> tuple[Counter, int]:
+    """Skip reasons and plays stored, computed from the file alone with the documented rules (docs/import.md)."""
+    records = json.loads(path.read_text(encoding="utf-8"))
+    name = path.name
+    reasons: Counter = Counter()
+    candidates: dict[object, list[tuple[datetime, int, int]]] = defaultdict(list)
+    for index, record in enumerate(records):
+        if "podcast" in name:
+            reasons["episode"] += 1
+            continue
+        if "audiobook" in name:
+            reasons["audiobook"] += 1
+            continue
+        if "ts" in record:
+            end = datetime.strptime(record["ts"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            ms = record["ms_played"]
+            uri = record.get("spotify_track_uri")
+            if uri:
+                identity: object = uri
+            elif record.get("spotify_episode_uri") or record.get("episode_name"):
+                reasons["episode"] += 1
+                continue
+            elif record.get("audiobook_uri") or record.get("audiobook_chapter_uri"):
+                reasons["audiobook"] += 1
+                continue
+            elif not record.get("master_metadata_track_name"):
+                reasons["no_content"] += 1
+                continue
+            else:
+                identity = (
+                    normalize_name(record["master_metadata_album_artist_name"] or ""),
+                    normalize_name(record["master_metadata_track_name"]),
+                )
+        else:
+            end = datetime.strptime(record["endTime"], "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+            ms = record["msPlayed"]
+            if record["trackName"] == "Unknown Track" or record["artistName"] == "Unknown Artist":
+                reasons["no_content"] += 1
+                continue
+            identity = (normalize_name(record["artistName"]), normalize_name(record["trackName"]))
+        if ms < MIN_MS:
+            reasons["short_play"] += 1
+            continue
+        candidates[identity].append((end, index, ms))
+    stored = 0
+    for plays in candidates.values():
+        kept_end = None
+        for end, _index, ms in sorted(plays):
+            start = end - min(timedelta(milliseconds=ms), timedelta(hours=2))
+            if kept_end is not None and kept_end > start:
+                reasons["duplicate"] += 1
+                continue
+            kept_end = end
+            stored += 1
+    return reasons, stored
+
+
+@pytest.mark.parametrize("path", sample_files() or [None], ids=lambda p: p.name[:60] if p else "no-samples")
+def test_every_sample_export_imports_with_the_counts_its_records_give(user, path):
+    if path is None:
+        skip_without_samples()
+    expected_reasons, expected_stored = _expected(path)
+
+    summary = _import(user, path)
+
+    assert summary.status == "done", summary.errors
+    assert summary.errors == []
+    assert summary.plays_added == expected_stored
+    assert Play.objects.filter(user=user, source="export").count() == expected_stored
+    assert summary.skipped == dict(expected_reasons)
+    assert summary.records_done == len(json.loads(path.read_text(encoding="utf-8")))
+
+
+def test_importing_the_same_files_again_adds_nothing(user):
+    skip_without_samples()
+    paths = sample_files()
+    first = _import(user, *paths)
+    counts = (Play.objects.count(), Track.objects.count(), Artist.objects.count(), Album.objects.count())
+
+    second = _import(user, *paths)
+
+    assert first.plays_added > 10_000
+    assert second.plays_added == 0
+    assert (Play.objects.count(), Track.objects.count(), Artist.objects.count(), Album.objects.count()) == counts
+    assert second.skipped["duplicate"] == first.plays_added + first.skipped.get("duplicate", 0)
+
+
+def _extended(ts: str, uri: str | None = "spotify:track:4uLU6hMCjMI75M1A2tKUQC", ms: int = 200_000, **extra):
+    record = {
+        "ts": ts,
+        "ms_played": ms,
+        "master_metadata_track_name": "Never Gonna Give You Up",
+        "master_metadata_album_artist_name": "Rick Astley",
+        "master_metadata_album_album_name": "Whenever You Need Somebody",
+        "spotify_track_uri": uri,
+        "episode_name": None,
+        "spotify_episode_uri": None,
+    }
+    record.update(extra)
+    return record
+
+
+def _write(tmp_path: Path, name: str, records) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(records), encoding="utf-8")
+    return path
+
+
+def test_extended_records_create_provisional_tracks_keyed_by_spotify_id(user, tmp_path):
+    path = _write(tmp_path, "Streaming_History_Audio_2024_0.json", [_extended("2024-01-05T14:23:00Z")])
+
+    summary = _import(user, path)
+
+    assert summary.plays_added == 1
+    track = Track.objects.get()
+    assert (track.key, track.spotify_id, track.metadata_fetched_at) == (
+        "4uLU6hMCjMI75M1A2tKUQC",
+        "4uLU6hMCjMI75M1A2tKUQC",
+        None,
+    )
+    assert track.album.key == name_key("Rick Astley", "Whenever You Need Somebody")
+    assert list(track.artists.values_list("key", "name")) == [(name_key("Rick Astley"), "Rick Astley")]
+    play = Play.objects.get()
+    assert (play.played_at, play.ms_played, play.source) == (
+        datetime(2024, 1, 5, 14, 23, tzinfo=UTC),
+        200_000,
+        "export",
+    )
+
+
+def test_basic_records_match_known_tracks_by_name_real_ones_first(user, tmp_path):
+    extended = _write(tmp_path, "Streaming_History_Audio_2024_0.json", [_extended("2024-01-05T14:23:00Z")])
+    basic = _write(
+        tmp_path,
+        "StreamingHistory_music_0.json",
+        [
+            {
+                "endTime": "2024-02-01 10:00",
+                "artistName": "rick  ASTLEY",
+                "trackName": "Never gonna give you up",
+                "msPlayed": 180_000,
+            },
+            {"endTime": "2024-02-01 11:00", "artistName": "Nobody", "trackName": "Unknown Song", "msPlayed": 180_000},
+        ],
+    )
+
+    summary = _import(user, basic, extended)  # extended files go first whatever the order given
+
+    assert summary.plays_added == 3
+    assert summary.unresolved == 1
+    real = Track.objects.get(spotify_id="4uLU6hMCjMI75M1A2tKUQC")
+    assert Play.objects.filter(track=real).count() == 2
+    provisional = Track.objects.get(key=name_key("Nobody", "Unknown Song"))
+    assert provisional.spotify_id is None
+    assert list(provisional.artists.values_list("key", flat=True)) == [name_key("Nobody")]
+
+
+def test_export_plays_overlapping_api_plays_are_not_stored_twice(user, tmp_path):
+    track = Track.objects.create(
+        key="4uLU6hMCjMI75M1A2tKUQC", spotify_id="4uLU6hMCjMI75M1A2tKUQC", name="x", duration_ms=213_000
+    )
+    api_end = datetime(2024, 1, 5, 14, 23, 0, 412_000, tzinfo=UTC)
+    history_plays_store(
+        user_id=user.pk, plays=[NewPlay(track_id=track.pk, played_at=api_end, ms_played=None, source="api")]
+    )
+    path = _write(
+        tmp_path,
+        "endsong_0.json",
+        [
+            _extended("2024-01-05T14:23:00Z", ms=212_000),  # the same listen, from the export
+            _extended("2024-01-05T14:23:03Z", ms=212_000),  # and its duplicate row
+            _extended("2024-01-05T14:26:40Z", ms=200_000),  # the next, real repeat
+        ],
+    )
+
+    summary = _import(user, path)
+
+    assert summary.plays_added == 1
+    assert summary.skipped == {"duplicate": 2}
+    assert list(Play.objects.order_by("played_at").values_list("source", flat=True)) == ["api", "export"]
+
+
+def test_a_second_import_of_the_same_user_is_refused_while_one_runs(user, tmp_path):
+    path = _write(tmp_path, "endsong_0.json", [_extended("2024-01-05T14:23:00Z")])
+    running = import_job_create(user_id=user.pk, source_paths=[str(path)])
+    ImportJob.objects.filter(pk=running.pk).update(
+        status="running", claimed_until=datetime.now(UTC) + timedelta(minutes=5)
+    )
+    other = import_job_create(user_id=user.pk, source_paths=[str(path)])
+
+    with pytest.raises(ImportBusy):
+        history_import(job_id=other.pk)
+
+    assert history_import(job_id=running.pk) is None  # claimed by a live process
+    assert Play.objects.count() == 0
+
+
+def test_an_export_zip_imports_history_files_and_ignores_the_rest(user, tmp_path):
+    archive = tmp_path / "my_spotify_data.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(
+            "Spotify Extended Streaming History/Streaming_History_Audio_2024_0.json",
+            json.dumps([_extended("2024-01-05T14:23:00Z")]),
+        )
+        zf.writestr("Spotify Account Data/Userdata.json", json.dumps({"username": "x"}))
+        zf.writestr("Spotify Account Data/Payments.json", json.dumps({"card": "x"}))
+        zf.writestr("Spotify Extended Streaming History/ReadMeFirst.pdf", b"%PDF")
+
+    job = import_job_create(user_id=user.pk, upload_path="", source_paths=[str(archive)])
+    summary = history_import(job_id=job.pk)
+
+    assert summary.plays_added == 1
+    assert sorted(summary.ignored) == ["Payments.json", "ReadMeFirst.pdf", "Userdata.json"]
+
+
+def test_other_users_history_is_untouched(tmp_path):
+    alice, bob = SpotifyAccountFactory().user, SpotifyAccountFactory().user
+    path = _write(tmp_path, "endsong_0.json", [_extended("2024-01-05T14:23:00Z")])
+
+    _import(alice, path)
+    _import(bob, path)
+
+    assert Play.objects.filter(user=alice).count() == Play.objects.filter(user=bob).count() == 1
