@@ -218,3 +218,31 @@ def _rebuild_all_time(cursor, user_id: int, track_ids: list[int] | None) -> None
             [user_id, int(Grain.ALL), *chunk],
         )
         cursor.execute(insert + f" AND track_id IN ({marks}) GROUP BY track_id", [*head, *chunk])
+
+
+def stats_time_zone_set(*, user_id: int, time_zone: str) -> bool:
+    """Store the user's time zone and rebuild their rollups in it (in the background). False if unchanged.
+
+    Local days and hours move with the zone, so every rollup of the user changes.
+    """
+    from earworm.stats.tasks import stats_rollups_refresh_all as refresh_task
+
+    user_zone(time_zone)  # an unknown name would silently count as UTC
+    with transaction.atomic():
+        changed = User.objects.filter(pk=user_id).exclude(time_zone=time_zone).update(time_zone=time_zone)
+        if changed:
+            transaction.on_commit(lambda: refresh_task(user_id))
+    return bool(changed)
+
+
+def user_data_delete(*, user_id: int) -> None:
+    """Delete a user with their Spotify account, tokens, plays, imports and statistics.
+
+    The shared catalog (tracks, albums, artists, genres) stays: other users' plays may point at it.
+    Rollups and plays go first in bulk statements, so a long history is not loaded into memory.
+    """
+    with transaction.atomic():
+        TrackRollup.objects.filter(user_id=user_id).delete()
+        HourRollup.objects.filter(user_id=user_id).delete()
+        Play.objects.filter(user_id=user_id).delete()
+        User.objects.filter(pk=user_id).delete()

@@ -18,6 +18,8 @@ def earworm(request: HttpRequest) -> dict[str, Any]:
     if user is not None and user.is_authenticated:
         account = account_for_user(user=user)
         context["spotify_account"] = account
+        # Until the user has a zone, the browser suggests one once per session (earworm/static/earworm/timezone.js).
+        context["tz_autodetect"] = user.time_zone == "UTC" and not request.session.get("time_zone_checked")
         if account is not None:
             expires = spotify_account_consent_expires_at(account=account)
             if expires and (expires - timezone.now()).days < CONSENT_WARNING_DAYS:
