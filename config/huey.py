@@ -19,4 +19,5 @@ def huey_settings(*, redis_url: str, data_dir: Path, immediate: bool) -> dict[st
     if redis_url:
         return {**common, "huey_class": "huey.RedisHuey", "url": redis_url}
     # Beside, not inside, the app database: the queue file sees far more writes.
+    data_dir.mkdir(exist_ok=True)
     return {**common, "huey_class": "huey.SqliteHuey", "filename": str(data_dir / "huey.sqlite3")}

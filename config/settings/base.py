@@ -88,6 +88,7 @@ TEMPLATES = [
 # SQLite by default (one person, nothing to install); PostgreSQL when DATABASE_URL is set.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'earworm.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATA_DIR.mkdir(exist_ok=True)  # a fresh clone has no data/ yet; SQLite will not create the folder
     DATABASES["default"]["ENGINE"] = "earworm.core.backends.sqlite3"
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets the web process read while the consumer writes; IMMEDIATE makes a writer wait for the
