@@ -247,3 +247,71 @@ def test_other_users_history_is_untouched(tmp_path):
     _import(bob, path)
 
     assert Play.objects.filter(user=alice).count() == Play.objects.filter(user=bob).count() == 1
+
+
+def _catalog_and_plays():
+    return (Play.objects.count(), Track.objects.count(), Artist.objects.count(), Album.objects.count())
+
+
+GOOD_RECORD = _extended("2024-01-05T14:23:00Z")
+BAD_FILES = [
+    (
+        "endsong_0.json",
+        json.dumps([GOOD_RECORD, {**GOOD_RECORD, "ms_played": -1}]),
+        "endsong_0.json, record 1: `ms_played` is negative",
+    ),
+    (
+        "endsong_0.json",
+        json.dumps([GOOD_RECORD, {**GOOD_RECORD, "ts": "2099-01-01T00:00:00Z"}]),
+        "record 1: `ts` '2099-01-01T00:00:00Z' is in the future",
+    ),
+    ("endsong_0.json", json.dumps([GOOD_RECORD]) + "garbage", "endsong_0.json: has extra data after the JSON array"),
+    (
+        "endsong_0.json",
+        json.dumps([GOOD_RECORD, {**GOOD_RECORD, "master_metadata_track_name": "a\u0000"}]),
+        "record 1: contains a NUL character",
+    ),
+    ("endsong_0.json", json.dumps([GOOD_RECORD]).replace("Rick", "\\ud800"), "record 0: contains a lone surrogate"),
+    (
+        "endsong_0.json",
+        json.dumps([GOOD_RECORD])[:-1] + ', {"ms_played": NaN}]',
+        "record 1: holds a value Earworm refuses",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "message"), BAD_FILES)
+def test_a_rejected_file_writes_nothing_and_says_why(user, tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+
+    summary = _import(user, path)
+
+    assert summary.plays_added == 0
+    assert len(summary.errors) == 1 and message in summary.errors[0]
+    assert _catalog_and_plays() == (0, 0, 0, 0)
+
+
+def test_a_rejected_file_does_not_stop_the_others(user, tmp_path):
+    good = _write(tmp_path, "endsong_0.json", [GOOD_RECORD])
+    bad = _write(tmp_path, "endsong_1.json", [GOOD_RECORD, {**GOOD_RECORD, "ms_played": "x"}])
+
+    summary = _import(user, bad, good)
+
+    assert summary.status == "done"
+    assert summary.plays_added == 1
+    assert summary.errors == ["endsong_1.json, record 1: `ms_played` must be an integer, not str."]
+
+
+def test_an_archive_over_a_limit_fails_the_job_and_writes_nothing(user, tmp_path, settings):
+    settings.IMPORT_MAX_ARCHIVE_MEMBERS = 2
+    archive = tmp_path / "my_spotify_data.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n in range(3):
+            zf.writestr(f"endsong_{n}.json", json.dumps([GOOD_RECORD]))
+
+    summary = _import(user, archive)
+
+    assert summary.status == "failed"
+    assert summary.errors == ["my_spotify_data.zip: holds 3 files; the limit is 2."]
+    assert _catalog_and_plays() == (0, 0, 0, 0)

@@ -1,0 +1,76 @@
+"""The COPY + SQL merge stores exactly the rows `history_plays_store` stores, on the same inputs."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from earworm.history.models import Play
+from earworm.history.services.plays import NewPlay, history_plays_store
+from earworm.history.services.plays_copy import history_plays_store_copy
+from earworm.history.tests.factories import TrackFactory, at
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+# Few tracks, short spans and lengths around a track's duration: overlaps, ties and runs of three or more.
+play_strategy = st.tuples(
+    st.integers(0, 2),  # track
+    st.integers(0, 40 * 60),  # end, in seconds after the start
+    st.one_of(st.none(), st.just(0), st.integers(1_000, 400_000), st.just(10_000_000)),  # ms_played
+    st.sampled_from(["api", "export"]),
+)
+
+
+def _rows(user):
+    return sorted(
+        Play.objects.filter(user=user).values_list("track_id", "played_at", "ms_played", "source", "context_uri")
+    )
+
+
+def _plays(tracks, specs):
+    return [
+        NewPlay(track_id=tracks[t].pk, played_at=at(0, seconds=s), ms_played=ms, source=src, context_uri="ctx")
+        for t, s, ms, src in specs
+    ]
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(stored=st.lists(play_strategy, max_size=8), offered=st.lists(play_strategy, max_size=25))
+def test_copy_merge_stores_the_same_rows_as_the_python_path(user, stored, offered):
+    tracks = [TrackFactory(duration_ms=180_000), TrackFactory(duration_ms=None), TrackFactory(duration_ms=0)]
+    outcomes = []
+    for store in (history_plays_store, history_plays_store_copy):
+        with transaction.atomic():
+            history_plays_store(user_id=user.pk, plays=_plays(tracks, stored))
+            result = store(user_id=user.pk, plays=_plays(tracks, offered))
+            outcomes.append((result, _rows(user)))
+            transaction.set_rollback(True)
+    (python_result, python_rows), (copy_result, copy_rows) = outcomes
+
+    assert copy_rows == python_rows
+    assert copy_result == python_result
+
+
+def test_a_long_run_of_overlapping_duplicates_is_walked_like_the_python_path(user):
+    track = TrackFactory(duration_ms=180_000)
+    # Plays 50 s apart, 100 s long: each overlaps the one before; the greedy keeps every other one.
+    plays = [
+        NewPlay(track_id=track.pk, played_at=at(0, seconds=50 * n), ms_played=100_000, source="export")
+        for n in range(9)
+    ]
+
+    with transaction.atomic():
+        expected = history_plays_store(user_id=user.pk, plays=plays)
+        rows = _rows(user)
+        transaction.set_rollback(True)
+    result = history_plays_store_copy(user_id=user.pk, plays=plays)
+
+    assert result == expected and result.inserted == 5
+    assert _rows(user) == rows
+    assert [p.played_at for p in Play.objects.order_by("played_at")] == [
+        at(0) + timedelta(seconds=100 * n) for n in range(5)
+    ]
