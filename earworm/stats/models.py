@@ -76,3 +76,14 @@ class HourRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {Grain(self.grain).label} {self.start}: {self.weekday}/{self.hour} x{self.plays}"
+
+
+class RollupState(models.Model):
+    """Bumped by every refresh of a user's rollups: cached statistics are keyed by it (docs/stats.md)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    version = models.PositiveBigIntegerField(default=0)
+    refreshed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id} v{self.version}"

@@ -2,20 +2,25 @@
 
 # ruff: noqa: S608  (SQL here interpolates only table names, fixed snippets and %s placeholders)
 
+import functools
+import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
 from earworm.catalog.models import Album, Artist, ArtistGenre, Genre, Track, TrackArtist
 from earworm.core.exceptions import ApplicationError
 from earworm.history.models import Play
-from earworm.stats.models import Grain, HourRollup, TrackRollup
+from earworm.stats.models import Grain, HourRollup, RollupState, TrackRollup
 from earworm.stats.services import user_zone
 
+T = TypeVar("T")
 RANGE_HELP = "Use 4w, 6m, 12m, all, a year such as 2024, or FROM..TO such as 2024-01-01..2024-03-31."
 TOP_MAX = 100
 YEAR_MIN, YEAR_MAX = 2000, 2100
@@ -25,6 +30,49 @@ HR = HourRollup._meta.db_table
 TA = TrackArtist._meta.db_table
 AG = ArtistGenre._meta.db_table
 TRACK = Track._meta.db_table
+
+
+# Cached statistics live this long at most. Plays reach them at once (every refresh bumps the user's version);
+# a catalog change without plays (enrichment naming a track's artists) shows within this time.
+STATS_CACHE_SECONDS = 15 * 60
+
+
+def _stats_version(user_id: int) -> str:
+    """The user's rollup version and a stamp of the catalog links, in one round trip.
+
+    Every refresh bumps the version. Catalog services replace a track's artists or an artist's genres by
+    delete + insert, so new link ids move the stamp and artist and genre statistics are recomputed.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT version FROM {RollupState._meta.db_table} WHERE user_id = %s), "
+            f"(SELECT MAX(id) FROM {TA}), (SELECT MAX(id) FROM {AG})",
+            [user_id],
+        )
+        version, links, genres = cursor.fetchone()
+    return f"{version or 0}.{links or 0}.{genres or 0}"
+
+
+def cached(fn: Callable[..., T]) -> Callable[..., T]:
+    """Cache a statistics selector per user, rollup version and arguments (docs/stats.md)."""
+
+    @functools.wraps(fn)
+    def wrapper(**kwargs: Any) -> T:
+        user_id = kwargs["user_id"]
+        args = hashlib.sha256(repr(sorted(kwargs.items())).encode()).hexdigest()[:32]
+        key = f"stats:{fn.__name__}:{user_id}:{_stats_version(user_id)}:{args}"
+        found = cache.get(key, _MISSING)
+        if found is not _MISSING:
+            return found
+        value = fn(**kwargs)
+        cache.set(key, value, STATS_CACHE_SECONDS)
+        return value
+
+    wrapper.uncached = fn  # type: ignore[attr-defined]
+    return wrapper
+
+
+_MISSING = object()
 
 
 class InvalidRange(ApplicationError):
@@ -179,6 +227,7 @@ def _scope_sql(track_ids_sql: str | None) -> str:
     return f" AND r.track_id IN ({track_ids_sql})" if track_ids_sql else ""
 
 
+@cached
 def stats_top_tracks(
     *, user_id: int, date_range: DateRange, limit: int = 10, artist_id: int | None = None, album_id: int | None = None
 ) -> list[dict[str, Any]]:
@@ -239,6 +288,7 @@ def _artists_of(track_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     return result
 
 
+@cached
 def stats_top_artists(*, user_id: int, date_range: DateRange, limit: int = 10) -> list[dict[str, Any]]:
     """Most played artists. A play counts for every artist credited on its track."""
     params: list = [user_id]
@@ -262,6 +312,7 @@ def stats_top_artists(*, user_id: int, date_range: DateRange, limit: int = 10) -
     ]
 
 
+@cached
 def stats_top_albums(*, user_id: int, date_range: DateRange, limit: int = 10) -> list[dict[str, Any]]:
     params: list = [user_id]
     where = _tiles_sql(_track_tiles(date_range), params)
@@ -312,6 +363,7 @@ def _genre_join() -> str:
     )
 
 
+@cached
 def stats_top_genres(*, user_id: int, date_range: DateRange, limit: int = 10) -> list[dict[str, Any]]:
     """Genres by plays: a play counts once for each genre of its track's artists."""
     params: list = [user_id]
@@ -328,6 +380,7 @@ def stats_top_genres(*, user_id: int, date_range: DateRange, limit: int = 10) ->
     ]
 
 
+@cached
 def stats_genre_coverage(*, user_id: int, date_range: DateRange) -> dict[str, int]:
     """Plays and time of tracks none of whose artists has a genre (Spotify's genres are often empty)."""
     params: list = [user_id]
@@ -341,6 +394,7 @@ def stats_genre_coverage(*, user_id: int, date_range: DateRange) -> dict[str, in
     return {"plays": int(row[0]), "ms_played": int(row[1])}
 
 
+@cached
 def stats_genre_artists(
     *, user_id: int, date_range: DateRange, genre_ids: list[int], per_genre: int = 5
 ) -> dict[int, list[dict[str, Any]]]:
@@ -368,6 +422,7 @@ def stats_genre_artists(
     }
 
 
+@cached
 def stats_genre_timeline(*, user_id: int, date_range: DateRange, genre_ids: list[int]) -> dict[date, dict[int, int]]:
     """Plays per genre per year (ranges over two years) or per month, for the given genres."""
     if not genre_ids:
@@ -403,6 +458,7 @@ def _as_date(value: Any) -> date:
 # --- totals, time and the heatmap -----------------------------------------------------------------------------
 
 
+@cached
 def stats_bounds(*, user_id: int, date_range: DateRange) -> tuple[date | None, date | None]:
     """The range's first and last day, with `all` narrowed to the days that have plays."""
     if not date_range.is_all:
@@ -413,6 +469,7 @@ def stats_bounds(*, user_id: int, date_range: DateRange) -> tuple[date | None, d
     return _as_date(row[0]), _as_date(row[1])
 
 
+@cached
 def stats_totals(*, user_id: int, date_range: DateRange) -> dict[str, int]:
     """Plays, listening time, and distinct tracks, artists and albums in the range."""
     params: list = [user_id]
@@ -438,6 +495,7 @@ def stats_totals(*, user_id: int, date_range: DateRange) -> dict[str, int]:
     }
 
 
+@cached
 def stats_heatmap(*, user_id: int, date_range: DateRange) -> list[list[int]]:
     """Plays by local weekday (rows, Monday first) and hour of day (columns)."""
     params: list = [user_id]
@@ -492,6 +550,7 @@ def _buckets(first: date, last: date, bucket: str) -> list[date]:
     return out
 
 
+@cached
 def stats_timeline(
     *,
     user_id: int,
@@ -529,6 +588,7 @@ def stats_timeline(
     return bucket, [TimelinePoint(day, p, ms) for day, (p, ms) in totals.items()]
 
 
+@cached
 def stats_busiest_day(*, user_id: int, date_range: DateRange) -> dict[str, Any] | None:
     first, last = stats_bounds(user_id=user_id, date_range=date_range)
     if first is None or last is None:
@@ -582,6 +642,7 @@ def stats_first_and_last_play(
     return first, latest
 
 
+@cached
 def stats_entity_summary(
     *, user_id: int, date_range: DateRange, track_ids_sql: str, scope_params: list
 ) -> dict[str, int]:
@@ -608,6 +669,7 @@ def track_only_sql() -> str:
     return "%s"
 
 
+@cached
 def stats_years_with_plays(*, user_id: int) -> list[int]:
     rows = _rows(
         f"SELECT start FROM {HR} WHERE user_id = %s AND grain = %s GROUP BY start ORDER BY start",

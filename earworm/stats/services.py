@@ -7,11 +7,13 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from earworm.accounts.models import User
 from earworm.catalog.models import Track
 from earworm.history.models import Play
-from earworm.stats.models import ALL_TIME_START, Grain, HourRollup, TrackRollup
+from earworm.stats.models import ALL_TIME_START, Grain, HourRollup, RollupState, TrackRollup
 
 # IN lists are split so neither database meets its parameter limit.
 CHUNK = 500
@@ -105,6 +107,13 @@ def stats_rollups_refresh(*, user_id: int, start: datetime | None = None, end: d
         else:
             touched = tracks_before | _tracks_in_days(cursor, user_id, day_lo, day_hi)
             _rebuild_all_time(cursor, user_id, sorted(touched))
+        _bump_version(user_id)
+
+
+def _bump_version(user_id: int) -> None:
+    """A new version makes every cached statistic of the user stale (earworm.stats.selectors)."""
+    if not RollupState.objects.filter(user_id=user_id).update(version=F("version") + 1, refreshed_at=timezone.now()):
+        RollupState.objects.get_or_create(user_id=user_id, defaults={"version": 1})
 
 
 def _dt(value: datetime) -> object:

@@ -46,7 +46,7 @@ def _fmt_tick(value: float) -> str:
 
 def _label_for(day: date, bucket: str) -> str:
     if bucket == "month":
-        return day.strftime("%b %Y") if day.month == 1 else day.strftime("%b")
+        return day.strftime("%b ’%y")
     if bucket == "year":
         return str(day.year)
     return f"{day.day} {day:%b}"
@@ -109,7 +109,7 @@ def bar_chart_svg(
                 base -= h
                 name = f"{series_names[k]}: " if len(series) > 1 else ""
                 parts.append(
-                    f'<rect class="bar {SERIES_CLASSES[k % len(SERIES_CLASSES)]}" x="{x:.1f}" y="{base:.1f}" '
+                    f'<rect class="col {SERIES_CLASSES[k % len(SERIES_CLASSES)]}" x="{x:.1f}" y="{base:.1f}" '
                     f'width="{bar_w:.1f}" height="{h:.1f}" rx="1.5"><title>{escape(label)} — {escape(name)}'
                     f"{_fmt_tick(value)} {escape(unit)}</title></rect>"
                 )

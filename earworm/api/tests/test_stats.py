@@ -29,6 +29,11 @@ ENDPOINTS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_stats_cache():
+    cache.clear()
+
+
 @pytest.fixture
 def two_listeners(db):
     """Alice played tracks 0–2, Bob tracks 3–5; both in the last days."""

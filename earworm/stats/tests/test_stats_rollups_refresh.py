@@ -172,7 +172,9 @@ def test_artist_stats_follow_a_catalog_change_without_refresh(user):
     stats_rollups_refresh(user_id=user.pk)
     everything = DateRange("all", None, None, "All time")
     before = stats_top_artists(user_id=user.pk, date_range=everything)
-    TrackArtist.objects.filter(track=tracks[0]).update(artist_id=tracks[2].artists.first().pk)
+    # Enrichment replaces a track's credits by delete + insert (catalog_upsert).
+    TrackArtist.objects.filter(track=tracks[0]).delete()
+    TrackArtist.objects.create(track=tracks[0], artist=tracks[2].artists.first(), position=0)
     after = stats_top_artists(user_id=user.pk, date_range=everything)
     assert [a["id"] for a in before] != [a["id"] for a in after]
     assert after[0]["id"] == tracks[2].artists.first().pk

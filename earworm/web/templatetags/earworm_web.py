@@ -16,3 +16,9 @@ def percent_of(value: int, total: int) -> float:
     if not total:
         return 0
     return round(max(1.0, 100.0 * value / total), 1)
+
+
+@register.filter
+def num(value: int | None) -> str:
+    """1234567 → 1,234,567."""
+    return f"{int(value or 0):,}"
