@@ -253,13 +253,17 @@ def stats_top_tracks(
             "spotify_id": tracks[track_id].spotify_id,
             "name": tracks[track_id].name,
             "album": _album_ref(tracks[track_id].album),
-            "image_url": tracks[track_id].album.image_url if tracks[track_id].album else "",
+            "image_url": _album_image(tracks[track_id].album),
             "artists": artists.get(track_id, []),
             "plays": int(plays),
             "ms_played": int(ms),
         }
         for track_id, plays, ms in rows
     ]
+
+
+def _album_image(album: Album | None) -> str:
+    return album.image_url if album is not None else ""
 
 
 def _limit(limit: int) -> int:

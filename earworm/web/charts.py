@@ -99,7 +99,7 @@ def bar_chart_svg(
         bar_w = max(1.0, slot * (0.72 if n < 60 else 0.86))
         for i, start in enumerate(starts):
             x = left + i * slot + (slot - bar_w) / 2
-            base = top + plot_h
+            base = float(top + plot_h)
             label = _label_for(start, bucket)
             for k, values in enumerate(series):
                 value = values[i]

@@ -5,7 +5,7 @@ user is personal: `Cache-Control: no-store` (SECURITY.md DJ-12).
 """
 
 from datetime import date
-from typing import Any
+from typing import Any, cast
 from zoneinfo import available_timezones
 
 from django.contrib import messages
@@ -19,7 +19,7 @@ from django.utils.functional import cached_property
 from django.views import View
 from django.views.generic import TemplateView
 
-from earworm.accounts.models import ApiToken
+from earworm.accounts.models import ApiToken, User
 from earworm.api.auth import api_token_create
 from earworm.catalog.models import Album, Artist, Track
 from earworm.history.selectors import InvalidCursor, play_list_for_user
@@ -29,6 +29,11 @@ from earworm.stats.services import stats_time_zone_set, user_data_delete
 from earworm.web.charts import bar_chart_svg, heatmap_svg
 
 TOP_N = 10
+
+
+def _me(request: HttpRequest) -> User:
+    """The signed-in user (every view here requires one)."""
+    return cast(User, request.user)
 
 
 class PersonalMixin(LoginRequiredMixin):
@@ -48,7 +53,7 @@ class RangeMixin(PersonalMixin):
 
     @cached_property
     def date_range(self) -> DateRange:
-        user = self.request.user
+        user = _me(self.request)
         today = user_today(time_zone=user.time_zone)  # type: ignore[union-attr]
         value = self.request.GET.get("range", self.default_range)
         first, last = self.request.GET.get("from"), self.request.GET.get("to")
@@ -61,7 +66,7 @@ class RangeMixin(PersonalMixin):
             return stats_range_parse(value=self.default_range, today=today)
 
     def range_context(self) -> dict[str, Any]:
-        user_id = self.request.user.pk
+        user_id = _me(self.request).pk
         years = stats.stats_years_with_plays(user_id=user_id)
         return {
             "date_range": self.date_range,
@@ -94,7 +99,7 @@ class HomeView(RangeMixin, TemplateView):
         return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        user = self.request.user
+        user = _me(self.request)
         user_id, date_range = user.pk, self.date_range
         bucket, points = stats.stats_timeline(user_id=user_id, date_range=date_range)
         first, latest = stats.stats_first_and_last_play(
@@ -141,7 +146,7 @@ class PlayListView(PersonalMixin, TemplateView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         cursor = self.request.GET.get("cursor") or None
         try:
-            page = play_list_for_user(user_id=self.request.user.pk, limit=self.page_size, cursor=cursor)
+            page = play_list_for_user(user_id=_me(self.request).pk, limit=self.page_size, cursor=cursor)
         except InvalidCursor as exc:
             raise Http404(exc.message) from exc
         return {**super().get_context_data(**kwargs), "page": page, "is_first_page": cursor is None}
@@ -152,7 +157,7 @@ class GenreListView(RangeMixin, TemplateView):
     default_range = "12m"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        user_id, date_range = self.request.user.pk, self.date_range
+        user_id, date_range = _me(self.request).pk, self.date_range
         genres = stats.stats_top_genres(user_id=user_id, date_range=date_range, limit=30)
         artists = stats.stats_genre_artists(user_id=user_id, date_range=date_range, genre_ids=[g["id"] for g in genres])
         top_ids = [g["id"] for g in genres[:6]]
@@ -195,7 +200,7 @@ class EntityView(RangeMixin, TemplateView):
         obj = self.model.objects.filter(pk=kwargs["pk"]).first()
         if obj is None:
             raise Http404
-        user = self.request.user
+        user = _me(self.request)
         sql, params = self.scope(obj)
         everything = DateRange("all", None, None, "All time")
         lifetime = stats.stats_entity_summary(
@@ -249,7 +254,7 @@ class ArtistDetailView(EntityView):
         return list(obj.tracks.values_list("pk", flat=True))
 
     def top_tracks(self, obj: Any, date_range: DateRange) -> list[dict[str, Any]]:
-        return stats.stats_top_tracks(user_id=self.request.user.pk, date_range=date_range, limit=15, artist_id=obj.pk)
+        return stats.stats_top_tracks(user_id=_me(self.request).pk, date_range=date_range, limit=15, artist_id=obj.pk)
 
 
 class AlbumDetailView(EntityView):
@@ -264,7 +269,7 @@ class AlbumDetailView(EntityView):
         return list(obj.tracks.values_list("pk", flat=True))
 
     def top_tracks(self, obj: Any, date_range: DateRange) -> list[dict[str, Any]]:
-        return stats.stats_top_tracks(user_id=self.request.user.pk, date_range=date_range, limit=30, album_id=obj.pk)
+        return stats.stats_top_tracks(user_id=_me(self.request).pk, date_range=date_range, limit=30, album_id=obj.pk)
 
 
 class TrackDetailView(EntityView):
@@ -285,7 +290,7 @@ class YearInReviewView(PersonalMixin, TemplateView):
     template_name = "web/year_review.html"
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        years = stats.stats_years_with_plays(user_id=request.user.pk)
+        years = stats.stats_years_with_plays(user_id=_me(request).pk)
         if "year" not in kwargs:
             if not years:
                 messages.info(request, "No plays yet: your year in review appears once Earworm has some.")
@@ -296,7 +301,7 @@ class YearInReviewView(PersonalMixin, TemplateView):
         return super().get(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        user, year = self.request.user, kwargs["year"]
+        user, year = _me(self.request), kwargs["year"]
         date_range = DateRange(str(year), date(year, 1, 1), date(year, 12, 31), str(year))
         user_id = user.pk
         _, points = stats.stats_timeline(user_id=user_id, date_range=date_range, bucket="month")
@@ -335,7 +340,7 @@ class SettingsView(PersonalMixin, TemplateView):
     template_name = "web/settings.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        user = self.request.user
+        user = _me(self.request)
         return {
             **super().get_context_data(**kwargs),
             "time_zones": TIME_ZONES,
@@ -356,9 +361,9 @@ class TimeZoneUpdateView(PersonalMixin, View):
                 return HttpResponse(status=204)
             messages.error(request, "Choose a time zone from the list.")
             return HttpResponseRedirect(reverse("web:settings"))
-        if automatic and request.user.time_zone != "UTC":  # type: ignore[union-attr]
+        if automatic and _me(request).time_zone != "UTC":
             return HttpResponse(status=204)  # the browser only suggests a zone until one is set
-        changed = stats_time_zone_set(user_id=request.user.pk, time_zone=name)
+        changed = stats_time_zone_set(user_id=_me(request).pk, time_zone=name)
         if automatic:
             return HttpResponse(status=204)
         if changed:
@@ -369,7 +374,7 @@ class TimeZoneUpdateView(PersonalMixin, View):
 class ApiTokenCreateView(PersonalMixin, View):
     def post(self, request: HttpRequest) -> HttpResponse:
         name = (request.POST.get("name") or "").strip()[:100] or "API token"
-        _, raw = api_token_create(user=request.user, name=name)  # type: ignore[arg-type]
+        _, raw = api_token_create(user=_me(request), name=name)
         # Shown once, on the next page only (SECURITY.md AP-4); the session is server-side.
         request.session["new_api_token"] = {"name": name, "value": raw}
         return HttpResponseRedirect(reverse("web:settings") + "#tokens")
@@ -377,7 +382,7 @@ class ApiTokenCreateView(PersonalMixin, View):
 
 class ApiTokenRevokeView(PersonalMixin, View):
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
-        deleted, _ = ApiToken.objects.filter(user=request.user, pk=pk).delete()
+        deleted, _ = ApiToken.objects.filter(user=_me(request), pk=pk).delete()
         if not deleted:
             raise Http404
         messages.success(request, "Token revoked: scripts using it now get 401.")
@@ -391,7 +396,7 @@ class AccountDeleteView(PersonalMixin, View):
         if request.POST.get("confirm", "").strip() != "DELETE":
             messages.error(request, "Type DELETE in capitals to confirm. Nothing was deleted.")
             return HttpResponseRedirect(reverse("web:settings") + "#delete")
-        user_id = request.user.pk
+        user_id = _me(request).pk
         logout(request)
         user_data_delete(user_id=user_id)
         messages.success(request, "Your account and all your plays are deleted.")
