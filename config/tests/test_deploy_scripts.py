@@ -25,7 +25,9 @@ from huey import RedisHuey
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "earworm.test"
 # Not the suite's Redis database: a consumer started here must not take other tests' tasks, nor they its.
-DEPLOY_REDIS_DB = 14
+# One database per pytest-xdist process (gw0, gw1), since each starts consumers and flushes its queue.
+_XDIST_INDEX = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+DEPLOY_REDIS_DB = 14 + _XDIST_INDEX % 2
 GRACEFUL_TIMEOUT = 10
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]

@@ -143,3 +143,14 @@ def test_a_wildcard_host_is_refused_in_production():
 
     assert result.returncode != 0
     assert "DJANGO_ALLOWED_HOSTS" in result.stderr
+
+
+def test_check_deploy_stays_clean_while_the_secret_key_rotates_through_a_fallback():
+    rotating = {
+        **OPERATOR_ENV,
+        "DJANGO_SECRET_KEY_FALLBACKS": "the-previous-secret-key-still-long-and-random-0123456789abc",
+    }
+    weak = {**OPERATOR_ENV, "DJANGO_SECRET_KEY_FALLBACKS": "short"}
+
+    assert _manage("check", "--deploy", "--fail-level", "WARNING", **rotating).returncode == 0
+    assert "security.W025" in _manage("check", "--deploy", "--fail-level", "WARNING", **weak).stderr
