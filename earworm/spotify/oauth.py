@@ -37,7 +37,7 @@ __all__ = ["AuthorizationRequest", "SpotifyOAuth"]
 
 logger = logging.getLogger("earworm.spotify")
 
-# Authlib 1.9 prefers the `httpx2` package and falls back to `httpx`. Transports and exceptions here are
+# Authlib 1.8+ prefers the `httpx2` fork (pyproject pins it below 1.8). Transports and exceptions here are
 # httpx's, so a silent switch would break error mapping: fail at import instead.
 if not issubclass(OAuth2Client, httpx.Client):  # pragma: no cover
     raise ImportError("Authlib's OAuth2Client no longer uses httpx; earworm.spotify.oauth needs updating.")
