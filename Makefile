@@ -1,5 +1,5 @@
 # Earworm: `make run` to try it, `make test` to test it. Nothing to install but Python 3.11.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
