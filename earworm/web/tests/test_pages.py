@@ -167,3 +167,12 @@ def test_delete_my_data_needs_confirmation_then_removes_everything_but_the_catal
     assert Play.objects.filter(user=other).count() == 1
     assert (Track.objects.count(), Artist.objects.count()) == (tracks_before, artists_before)
     assert client.get("/settings/").status_code == 302  # logged out
+
+
+def test_plays_page_groups_by_local_day(client, listener):
+    user, tracks = listener
+    user.time_zone = "Pacific/Auckland"
+    user.save(update_fields=["time_zone"])
+    body = client.get("/plays/").content.decode()
+    days = [part.split("</li>")[0] for part in body.split('<li class="day-head">')[1:]]
+    assert len(days) == len(set(days))
