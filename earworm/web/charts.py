@@ -41,7 +41,9 @@ def _nice_ticks(maximum: float, count: int = 4) -> list[float]:
 
 
 def _fmt_tick(value: float) -> str:
-    return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+    if value >= 10 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _label_for(day: date, bucket: str) -> str:
