@@ -71,7 +71,7 @@ def test_the_command_prints_a_summary_by_reason(tmp_path, capsys):
 
 @pytest.mark.django_db
 def test_the_command_refuses_an_unknown_user(tmp_path):
-    with pytest.raises(CommandError, match="No Spotify account"):
+    with pytest.raises(CommandError, match=r"No Spotify account"):
         call_command("import_history", str(tmp_path / "x.zip"), "--user", "nobody")
 
 

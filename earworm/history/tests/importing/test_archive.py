@@ -72,21 +72,21 @@ def test_symlinks_nested_archives_and_other_files_are_ignored(tmp_path):
 def test_too_many_members_is_refused_before_reading(tmp_path):
     archive = _zip(tmp_path / "x.zip", {f"endsong_{n}.json": b"[]" for n in range(5)})
 
-    with pytest.raises(ExportFileError, match="x.zip: holds 5 files; the limit is 3"):
+    with pytest.raises(ExportFileError, match=r"x.zip: holds 5 files; the limit is 3"):
         _names(archive, ArchiveLimits(max_members=3))
 
 
 def test_a_zip_bomb_is_refused_by_its_ratio(tmp_path):
     archive = _zip(tmp_path / "bomb.zip", {"endsong_0.json": b"[" + b" " * 20_000_000 + b"]"})
 
-    with pytest.raises(ExportFileError, match="bomb.zip: endsong_0.json expands [0-9,]+ times"):
+    with pytest.raises(ExportFileError, match=r"bomb.zip: endsong_0.json expands [0-9,]+ times"):
         _names(archive)
 
 
 def test_declared_sizes_over_the_budget_are_refused_before_reading(tmp_path):
     archive = _zip(tmp_path / "x.zip", {"endsong_0.json": json.dumps([RECORD] * 100).encode()})
 
-    with pytest.raises(ExportFileError, match="x.zip: expands to 0 MB; the limit is 0 MB"):
+    with pytest.raises(ExportFileError, match=r"x.zip: expands to 0 MB; the limit is 0 MB"):
         _names(archive, ArchiveLimits(max_total_bytes=1000))
 
 
@@ -98,7 +98,7 @@ def test_a_member_larger_than_it_declares_is_stopped(tmp_path):
     data[central + 24 : central + 28] = (100).to_bytes(4, "little")
     archive.write_bytes(bytes(data))
 
-    with pytest.raises(ExportFileError, match="endsong_0.json: (is larger than the archive declares|cannot be read)"):
+    with pytest.raises(ExportFileError, match=r"endsong_0.json: (is larger than the archive declares|cannot be read)"):
         _read_all(archive)
 
 
@@ -109,7 +109,7 @@ def test_a_crc_error_is_a_clean_error(tmp_path):
     data[at : at + 4] = b"2023"
     archive.write_bytes(bytes(data))
 
-    with pytest.raises(ExportFileError, match="endsong_0.json: cannot be read from the archive.*CRC"):
+    with pytest.raises(ExportFileError, match=r"endsong_0.json: cannot be read from the archive.*CRC"):
         _read_all(archive)
 
 
@@ -121,7 +121,7 @@ def test_an_encrypted_member_is_a_clean_error(tmp_path):
         data[at] |= 0x1
     archive.write_bytes(bytes(data))
 
-    with pytest.raises(ExportFileError, match="endsong_0.json: is encrypted"):
+    with pytest.raises(ExportFileError, match=r"endsong_0.json: is encrypted"):
         _read_all(archive)
 
 
@@ -144,7 +144,7 @@ def test_content_decides_not_the_extension(tmp_path, name, data, message):
 
 def test_duplicate_member_names_are_both_read(tmp_path):
     archive = tmp_path / "x.zip"
-    with zipfile.ZipFile(archive, "w") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+    with zipfile.ZipFile(archive, "w") as zf, pytest.warns(UserWarning, match=r"Duplicate name"):
         zf.writestr("endsong_0.json", json.dumps([RECORD]))
         zf.writestr("endsong_0.json", json.dumps([RECORD]))
 

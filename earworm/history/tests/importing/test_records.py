@@ -140,19 +140,19 @@ def test_bad_files_are_rejected_with_a_message_naming_file_and_record(label, dat
 def test_basic_end_time_must_be_a_minute():
     data = b'[{"endTime": "05/01/2024 14:23", "artistName": "A", "trackName": "T", "msPlayed": 40000}]'
     with pytest.raises(
-        ExportFileError, match="record 0: `endTime` '05/01/2024 14:23' is not a 'YYYY-MM-DD HH:MM' time"
+        ExportFileError, match=r"record 0: `endTime` '05/01/2024 14:23' is not a 'YYYY-MM-DD HH:MM' time"
     ):
         rows(data, name="StreamingHistory0.json", kind=FileKind.BASIC_MUSIC)
 
 
 def test_a_file_of_unknown_records_is_not_history():
-    with pytest.raises(ExportFileError, match="not a Spotify streaming-history file"):
+    with pytest.raises(ExportFileError, match=r"not a Spotify streaming-history file"):
         rows(b'[{"username": "x", "email": "y"}]', name="data.json", kind=None)
 
 
 def test_record_count_is_capped():
     data = ("[" + ",".join([GOOD] * 11) + "]").encode()
-    with pytest.raises(ExportFileError, match="more than 10 records"):
+    with pytest.raises(ExportFileError, match=r"more than 10 records"):
         list(iter_json_records(io.BytesIO(data), file="f.json", max_records=10))
 
 
