@@ -175,3 +175,15 @@ def test_export_is_rate_limited(client, user):
 def test_export_token_in_query_string_is_refused(client, user):
     _, raw = api_token_create(user=user, name="t")
     assert client.get(f"/api/v1/export?token={raw}").status_code == 401
+
+
+def test_imports_lists_only_the_callers_jobs(client, two_listeners):
+    from earworm.history.models import ImportJob
+
+    alice, bob, _ = two_listeners
+    ImportJob.objects.create(user=alice, original_name="alice.zip", status="done", plays_added=3)
+    ImportJob.objects.create(user=bob, original_name="bob.zip")
+    body = client.get("/api/v1/imports", **_bearer(bob)).json()
+    assert [item["original_name"] for item in body["items"]] == ["bob.zip"]
+    assert {"status", "records_total", "plays_added", "skipped", "errors"} <= set(body["items"][0])
+    assert client.get("/api/v1/imports").status_code == 401
