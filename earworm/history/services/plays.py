@@ -6,6 +6,10 @@ listening intervals overlap are one play. Both sources give the moment a listen 
 `ms_played` when known and the track's duration otherwise. This catches the same listen arriving from
 the API and from an export, and the duplicate records real exports contain, while keeping genuine
 back-to-back repeats (they touch but do not overlap).
+
+Two API plays are never merged by overlap, only by the exact key: the API does not say how long a listen
+lasted, so the track's full duration would swallow a real replay after a skip (the API reports each listen
+once, with a stable `played_at`).
 """
 
 import bisect
@@ -71,26 +75,24 @@ def history_plays_store(*, user_id: int, plays: Sequence[NewPlay]) -> StoreResul
     window_start = earliest - MAX_LENGTH
     window_end = latest + MAX_LENGTH
 
-    # Ends of stored listens per track, and the starts in the same order (sorted by end).
-    stored: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    # Stored listens per track as (end, start, source), sorted by end.
+    stored: dict[int, list[tuple[datetime, datetime, str]]] = defaultdict(list)
     neighbours = (
         Play.objects.filter(user_id=user_id, track_id__in=durations.keys(), played_at__range=(window_start, window_end))
         .order_by("played_at")
-        .values_list("track_id", "played_at", "ms_played")
+        .values_list("track_id", "played_at", "ms_played", "source")
     )
-    for track_id, played_at, ms_played in neighbours:
+    for track_id, played_at, ms_played, source in neighbours:
         start, end = interval(track_id, played_at, ms_played)
-        stored[track_id].append((end, start))
+        bisect.insort(stored[track_id], (end, start, source))
 
     kept: list[Play] = []
-    last_kept_end: dict[int, datetime] = {}
     for play in sorted(plays, key=lambda p: (p.track_id, p.played_at)):
         start, end = interval(play.track_id, play.played_at, play.ms_played)
-        if play.track_id in last_kept_end and last_kept_end[play.track_id] > start:
-            continue  # overlaps the previous kept play of this track (sorted by end: only it can)
-        if _overlaps_stored(stored.get(play.track_id, []), start, end):
+        listens = stored[play.track_id]
+        if _overlaps(listens, start, end, play.source):
             continue
-        last_kept_end[play.track_id] = end
+        bisect.insort(listens, (end, start, play.source))
         kept.append(
             Play(
                 user_id=user_id,
@@ -111,13 +113,17 @@ def history_plays_store(*, user_id: int, plays: Sequence[NewPlay]) -> StoreResul
     return StoreResult(inserted=inserted, duplicates=len(plays) - inserted, earliest=earliest, latest=latest)
 
 
-def _overlaps_stored(listens: list[tuple[datetime, datetime]], start: datetime, end: datetime) -> bool:
-    """`listens` holds (end, start) sorted by end; a stored listen overlaps when it ends after `start` and
-    starts before `end`. Only listens ending within MAX_LENGTH after `end` can start before it."""
-    index = bisect.bisect_right(listens, (start, datetime.max.replace(tzinfo=start.tzinfo)))
-    for stored_end, stored_start in listens[index:]:
+def _overlaps(listens: list[tuple[datetime, datetime, str]], start: datetime, end: datetime, source: str) -> bool:
+    """Whether a listen is already among `listens` ((end, start, source), sorted by end).
+
+    A listen overlaps one that ends after `start` and starts before `end`; only those ending within
+    MAX_LENGTH after `end` can start before it. Two API plays match only when they end at the same moment.
+    """
+    index = bisect.bisect_right(listens, (start, datetime.max.replace(tzinfo=start.tzinfo), ""))
+    for stored_end, stored_start, stored_source in listens[index:]:
         if stored_end - MAX_LENGTH >= end:
             break
-        if stored_start < end:
+        both_api = source == stored_source == Play.Source.API
+        if (stored_end == end) if both_api else (stored_start < end):
             return True
     return False

@@ -94,3 +94,22 @@ def test_query_count_does_not_depend_on_the_number_of_plays(user, django_assert_
         history_plays_store(user_id=user.pk, plays=many)
 
     assert len(small.captured_queries) == len(large.captured_queries)
+
+
+def test_a_replay_after_a_skip_reported_by_the_api_is_kept(user):
+    """The API gives no ms_played: a 56 s skip then a replay, 222 s apart, are two listens."""
+    track = TrackFactory(duration_ms=284_000)
+    skip, replay = _api(track, 0), _api(track, 0, seconds=222)
+
+    assert history_plays_store(user_id=user.pk, plays=[skip]).inserted == 1
+    assert history_plays_store(user_id=user.pk, plays=[replay]).inserted == 1
+    assert history_plays_store(user_id=user.pk, plays=[skip, replay]).inserted == 0
+
+
+def test_an_export_record_inside_an_api_play_is_still_a_duplicate(user):
+    track = TrackFactory(duration_ms=284_000)
+    history_plays_store(user_id=user.pk, plays=[_api(track, 0, seconds=222)])
+
+    result = history_plays_store(user_id=user.pk, plays=[_export(track, 0, seconds=221, ms_played=56_000)])
+
+    assert result.inserted == 0
