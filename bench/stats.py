@@ -346,7 +346,8 @@ def render(args, results, exports, total_plays, fill_s, heavy_build, small_build
         f"the whole middleware stack, {args.repeat} timed requests after 2 warm-ups per row. Data: {total_plays:,} "
         f"plays in all ({args.plays:,} for one user over 10 years in Europe/Berlin, {args.small:,} for one user "
         f"over 2 years, {args.light_users} users × 20,000), 60,000 tracks, 6,000 artists, 300 genres. "
-        f"Filled with COPY in {fill_s:.0f} s.",
+        f"Filled with COPY in {fill_s:.0f} s. Load average at the end: "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (other work shared the machine).",
         "",
         f"- Full rollup build: {heavy_build / 1000:.1f} s for the 1M-play user, {small_build:.0f} ms for the "
         f"10k user. Rollup rows of the 1M user by grain (day, month, year, all): "
@@ -356,7 +357,9 @@ def render(args, results, exports, total_plays, fill_s, heavy_build, small_build
         f"{'met' if worst[4] <= 150 else 'MISSED'}. Slowest cold p95 (statistics cache emptied before every "
         f"request): {worst_cold[6]:.1f} ms ({worst_cold[0]}, `{worst_cold[1]}`, range `{worst_cold[2]}`).",
         "",
-        "Milliseconds. *Cold*: the statistics cache emptied before each request.",
+        "Milliseconds. *Warm*: repeated requests, as someone clicking through their pages sees them; every "
+        "statistic comes from the versioned statistics cache (docs/stats.md), which a sync invalidates. *Cold*: "
+        "the cache emptied before each request, so every statistic is aggregated from the rollups.",
         "",
         "| path | range | 10k p50 | 10k p95 | 1M p50 | 1M p95 | 1M cold p50 | 1M cold p95 |",
         "|---|---|---:|---:|---:|---:|---:|---:|",

@@ -393,11 +393,11 @@ def stats_top_genres(*, user_id: int, date_range: DateRange, limit: int = 10) ->
 def stats_genre_coverage(*, user_id: int, date_range: DateRange) -> dict[str, int]:
     """Plays and time of tracks none of whose artists has a genre (Spotify's genres are often empty)."""
     params: list = [user_id]
-    where = _tiles_sql(_track_tiles(date_range), params)
+    per_track = _per_track(date_range, params)
     row = _rows(
-        f"SELECT COALESCE(SUM(r.plays), 0), COALESCE(SUM(r.ms_played), 0) FROM {TR} r WHERE r.user_id = %s{where} "
-        f"AND NOT EXISTS (SELECT 1 FROM {TA} ta JOIN {AG} ag ON ag.artist_id = ta.artist_id "
-        "WHERE ta.track_id = r.track_id)",
+        f"SELECT COALESCE(SUM(x.plays), 0), COALESCE(SUM(x.ms_played), 0) FROM {per_track} "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {TA} ta JOIN {AG} ag ON ag.artist_id = ta.artist_id "
+        "WHERE ta.track_id = x.track_id)",
         params,
     )[0]
     return {"plays": int(row[0]), "ms_played": int(row[1])}
@@ -411,11 +411,11 @@ def stats_genre_artists(
     if not genre_ids:
         return {}
     params: list = [user_id]
-    where = _tiles_sql(_track_tiles(date_range), params)
+    per_track = _per_track(date_range, params)
     marks = ", ".join(["%s"] * len(genre_ids))
     rows = _rows(
-        f"SELECT ag.genre_id, ta.artist_id, SUM(r.plays) FROM {TR} r JOIN {TA} ta ON ta.track_id = r.track_id "
-        f"JOIN {AG} ag ON ag.artist_id = ta.artist_id WHERE r.user_id = %s{where} AND ag.genre_id IN ({marks}) "
+        f"SELECT ag.genre_id, ta.artist_id, SUM(x.plays) FROM {per_track} JOIN {TA} ta ON ta.track_id = x.track_id "
+        f"JOIN {AG} ag ON ag.artist_id = ta.artist_id WHERE ag.genre_id IN ({marks}) "
         "GROUP BY ag.genre_id, ta.artist_id ORDER BY 3 DESC, 2",
         [*params, *genre_ids],
     )
