@@ -18,10 +18,13 @@ def _world_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", help="emulator clock start (ISO-8601 or epoch ms); default: now")
     p.add_argument("--backlog-hours", type=int, default=24, help="history before --start served by the API")
     p.add_argument("--export-days", type=int, default=730, help="how far back the export reaches")
+    p.add_argument("--recent-plays", type=int, default=0, help="every user has at least N plays served at start")
 
 
 def _state(args: argparse.Namespace, **kwargs: object) -> State:
-    settings = Settings(api_backlog_hours=args.backlog_hours, export_days=args.export_days)
+    settings = Settings(
+        api_backlog_hours=args.backlog_hours, export_days=args.export_days, recent_plays=args.recent_plays
+    )
     for key, value in kwargs.items():
         setattr(settings, key, value)
     start = parse_time(args.start) if args.start else None

@@ -71,6 +71,9 @@ class Settings:
     auto_listen: bool = True  # users keep listening (deterministically) as the clock moves on
     api_backlog_hours: int = 24  # plays before clock start that recently-played still serves
     export_days: int = 730  # how far back the export's history reaches
+    # Demo mode: every user has at least this many plays in recently-played at start, so a first sync
+    # shows something even for a user whose generated history is quiet right now.
+    recent_plays: int = 0
 
     def update(self, changes: dict[str, Any]) -> None:
         for key, value in changes.items():
@@ -246,6 +249,8 @@ class State:
             self.plays: dict[str, list[Play]] = {u.id: [] for u in self.world.users}
             self.materialized_until = self.api_from_ms
             self._next_id = 1
+            if self.settings.recent_plays:
+                self._top_up_recent_plays(self.settings.recent_plays)
 
     def next_id(self) -> int:
         with self.lock:
@@ -272,6 +277,22 @@ class State:
                     self.plays[user.id].extend(dataclasses.replace(p, source="api") for p in new)
                     self.plays[user.id].sort(key=lambda p: p.end_ms)
             self.materialized_until = now
+
+    def _top_up_recent_plays(self, minimum: int) -> None:
+        """Give every user a listening session that ends just before the clock start, so recently-played
+        serves at least `minimum` plays. Deterministic for a seed."""
+        start = self.initial_start_ms
+        for user in self.world.users:
+            have = len(self.world.plays_between(user.index, self.api_from_ms, start))
+            rng = random.Random(f"{self.seed}:recent:{user.id}")
+            favourites = self.world.profile(user.index).favourite_artists
+            end = start - 60_000
+            for _ in range(max(0, minimum - have)):
+                index = self.world._artist_track(rng, rng.choice(favourites))
+                duration = self.world.catalog.track(index).duration_ms
+                self.plays[user.id].append(Play(user.id, end, duration, "track", track_index=index, source="api"))
+                end -= duration + rng.randint(0, 5_000)
+            self.plays[user.id].sort(key=lambda p: p.end_ms)
 
     def add_play(self, play: Play) -> None:
         with self.lock:

@@ -116,3 +116,15 @@ def test_reset_restores_state():
     s.clock.advance(3600)
     s.materialize()
     assert sum(len(v) for v in s.plays.values()) == n
+
+
+def test_recent_plays_gives_every_user_a_served_history_at_start():
+    from spotify_emulator.testing import EmulatorProcess
+
+    with EmulatorProcess(seed=1, extra_args=["--frozen-clock", "--recent-plays", "50"]) as emu:
+        counts = {u["id"]: len(emu.control.ground_truth(u["id"], source="api")) for u in emu.control.users()}
+        emu.control.reset()
+        after_reset = {u["id"]: len(emu.control.ground_truth(u["id"], source="api")) for u in emu.control.users()}
+
+    assert min(counts.values()) >= 50
+    assert after_reset == counts

@@ -19,12 +19,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, port: int, **options: Any) -> None:
         commands: list[tuple[str, list[str]]] = []
         if settings.DEMO_MODE:
-            commands.append(
-                (
-                    "emulator",
-                    [sys.executable, "-m", "spotify_emulator", "--port", str(settings.DEMO_EMULATOR_PORT)],
-                )
-            )
+            # Every demo listener has plays to show at the first sync, whatever the hour (--recent-plays).
+            emulator = f"-m spotify_emulator --port {settings.DEMO_EMULATOR_PORT} --recent-plays 50"
+            commands.append(("emulator", [sys.executable, *emulator.split()]))
         commands.append(("worker", [sys.executable, "manage.py", "run_huey", "--workers", "2"]))
         # No autoreload: `make run` is for using Earworm, and a reloader would restart it on every file save.
         commands.append(("web", [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]))
