@@ -35,22 +35,25 @@ def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def play_export_rows(*, user_id: int) -> Iterator[dict[str, Any]]:
-    """The user's plays, oldest first, each with its track, album and ordered artists (the /plays shape)."""
-    fields = (
-        "id",
-        "played_at",
-        "ms_played",
-        "source",
-        "context_uri",
-        "track_id",
-        "track__spotify_id",
-        "track__name",
-        "track__album__spotify_id",
-        "track__album__name",
-    )
+FIELDS = (
+    "id",
+    "played_at",
+    "ms_played",
+    "source",
+    "context_uri",
+    "track_id",
+    "track__spotify_id",
+    "track__name",
+    "track__album__spotify_id",
+    "track__album__name",
+)
+Row = tuple[Any, ...]
+
+
+def _export_pages(*, user_id: int) -> Iterator[tuple[list[Row], dict[int, list[tuple[str | None, str]]]]]:
+    """Pages of plays (oldest first, as FIELDS tuples) with the ordered credited artists of their tracks."""
     after: tuple[datetime, int] | None = None
-    plays = Play.objects.filter(user_id=user_id).order_by("played_at", "id").values_list(*fields)
+    plays = Play.objects.filter(user_id=user_id).order_by("played_at", "id").values_list(*FIELDS)
     while True:
         if after is None:
             rows = list(plays[:EXPORT_PAGE])
@@ -61,13 +64,22 @@ def play_export_rows(*, user_id: int) -> Iterator[dict[str, Any]]:
             rows += plays.filter(played_at__gt=after[0])[: EXPORT_PAGE - len(rows)]
         if not rows:
             return
-        artists: dict[int, list[dict[str, Any]]] = {}
+        artists: dict[int, list[tuple[str | None, str]]] = {}
         for track_id, spotify_id, name in (
             TrackArtist.objects.filter(track_id__in={row[5] for row in rows})
             .order_by("track_id", "position")
             .values_list("track_id", "artist__spotify_id", "artist__name")
         ):
-            artists.setdefault(track_id, []).append({"spotify_id": spotify_id, "name": name})
+            artists.setdefault(track_id, []).append((spotify_id, name))
+        yield rows, artists
+        after = (rows[-1][1], rows[-1][0])
+        if len(rows) < EXPORT_PAGE:
+            return
+
+
+def play_export_rows(*, user_id: int) -> Iterator[dict[str, Any]]:
+    """The user's plays, oldest first, each with its track, album and ordered artists (the /plays shape)."""
+    for rows, artists in _export_pages(user_id=user_id):
         for _, played_at, ms, source, context, track_id, track_sid, track_name, album_sid, album_name in rows:
             yield {
                 "played_at": _iso(played_at),
@@ -78,13 +90,9 @@ def play_export_rows(*, user_id: int) -> Iterator[dict[str, Any]]:
                     "spotify_id": track_sid,
                     "name": track_name,
                     "album": None if album_name is None else {"spotify_id": album_sid, "name": album_name},
-                    "artists": artists.get(track_id, []),
+                    "artists": [{"spotify_id": sid, "name": name} for sid, name in artists.get(track_id, ())],
                 },
             }
-        last = rows[-1]
-        after = (last[1], last[0])
-        if len(rows) < EXPORT_PAGE:
-            return
 
 
 def export_json_chunks(*, user_id: int) -> Iterator[str]:
@@ -92,8 +100,9 @@ def export_json_chunks(*, user_id: int) -> Iterator[str]:
     yield '{"items": ['
     buffer: list[str] = []
     first = True
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
     for row in play_export_rows(user_id=user_id):
-        buffer.append(("" if first else ",") + json.dumps(row, ensure_ascii=False))
+        buffer.append(("" if first else ",") + dumps(row))
         first = False
         if len(buffer) >= 500:
             yield "".join(buffer)
@@ -109,29 +118,31 @@ def csv_safe(value: Any) -> Any:
 
 
 def export_csv_chunks(*, user_id: int) -> Iterator[str]:
-    """One header line, then one line per play; several artists are joined with '; '."""
+    """One header line, then one line per play; several artists are joined with '; '. One chunk per page."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    for count, row in enumerate(play_export_rows(user_id=user_id), start=1):
-        track = row["track"]
-        album = track["album"] or {"spotify_id": "", "name": ""}
-        writer.writerow(
-            [
-                row["played_at"],
-                "" if row["ms_played"] is None else row["ms_played"],
-                row["source"],
-                csv_safe(row["context_uri"]),
-                track["spotify_id"] or "",
-                csv_safe(track["name"]),
-                album["spotify_id"] or "",
-                csv_safe(album["name"]),
-                "; ".join(a["spotify_id"] or "" for a in track["artists"]),
-                csv_safe("; ".join(a["name"] for a in track["artists"])),
-            ]
+    for rows, artists in _export_pages(user_id=user_id):
+        credits = {
+            track_id: ("; ".join(sid or "" for sid, _ in names), csv_safe("; ".join(n for _, n in names)))
+            for track_id, names in artists.items()
+        }
+        none = ("", "")
+        writer.writerows(
+            (
+                _iso(played_at),
+                "" if ms is None else ms,
+                source,
+                csv_safe(context),
+                track_sid or "",
+                csv_safe(track_name),
+                album_sid or "",
+                csv_safe(album_name or ""),
+                *credits.get(track_id, none),
+            )
+            for _, played_at, ms, source, context, track_id, track_sid, track_name, album_sid, album_name in rows
         )
-        if count % 500 == 0:
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
     yield out.getvalue()

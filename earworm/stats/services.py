@@ -17,6 +17,8 @@ from earworm.stats.models import ALL_TIME_START, Grain, HourRollup, RollupState,
 
 # IN lists are split so neither database meets its parameter limit.
 CHUNK = 500
+# Up to this many touched tracks, month and year rows are rebuilt per track rather than per whole period.
+TOUCHED_TRACKS_MAX = CHUNK
 
 
 def user_zone(time_zone: str) -> ZoneInfo:
@@ -96,17 +98,17 @@ def stats_rollups_refresh(*, user_id: int, start: datetime | None = None, end: d
         full = day_lo is None and day_hi is None
         tracks_before = set() if full else _tracks_in_days(cursor, user_id, day_lo, day_hi)
         _rebuild_days(cursor, user_id, zone, day_lo, day_hi)
+        touched = None if full else sorted(tracks_before | _tracks_in_days(cursor, user_id, day_lo, day_hi))
+        # Only the rows of tracks played in the rebuilt days can change in their months and years: a sync
+        # touches a few dozen tracks, not the thousands a heavy listener plays in a year.
+        some = touched if touched is not None and len(touched) <= TOUCHED_TRACKS_MAX else None
         month_lo = _month_start(day_lo) if day_lo else None
         month_hi = _month_start(day_hi) if day_hi else None
-        _rebuild_coarser(cursor, user_id, Grain.MONTH, month_lo, month_hi)
+        _rebuild_coarser(cursor, user_id, Grain.MONTH, month_lo, month_hi, some)
         year_lo = date(day_lo.year, 1, 1) if day_lo else None
         year_hi = date(day_hi.year, 1, 1) if day_hi else None
-        _rebuild_coarser(cursor, user_id, Grain.YEAR, year_lo, year_hi)
-        if full:
-            _rebuild_all_time(cursor, user_id, None)
-        else:
-            touched = tracks_before | _tracks_in_days(cursor, user_id, day_lo, day_hi)
-            _rebuild_all_time(cursor, user_id, sorted(touched))
+        _rebuild_coarser(cursor, user_id, Grain.YEAR, year_lo, year_hi, some)
+        _rebuild_all_time(cursor, user_id, touched)
         _bump_version(user_id)
 
 
@@ -179,20 +181,31 @@ def _rebuild_days(cursor, user_id: int, zone: ZoneInfo, day_lo: date | None, day
     )
 
 
-def _rebuild_coarser(cursor, user_id: int, grain: Grain, lo: date | None, hi: date | None) -> None:
-    """Rebuild month (or year) rows for the periods starting in [lo, hi] from the next finer grain."""
+def _rebuild_coarser(
+    cursor, user_id: int, grain: Grain, lo: date | None, hi: date | None, track_ids: list[int] | None = None
+) -> None:
+    """Rebuild month (or year) rows for the periods starting in [lo, hi] from the next finer grain.
+
+    With `track_ids`, only those tracks' rows of the track rollup (the hour rollup always whole).
+    """
     finer = Grain(grain - 1)
     hi_end = None
     if hi is not None:
         hi_end = _next_month(hi) if grain == Grain.MONTH else date(hi.year + 1, 1, 1)
     period_sql = _period_start_sql(grain)
     for table, keys in ((TrackRollup._meta.db_table, "track_id"), (HourRollup._meta.db_table, "weekday, hour")):
+        only = ""
+        if keys == "track_id" and track_ids is not None:
+            if not track_ids:
+                continue
+            only = f" AND track_id IN ({', '.join(str(int(t)) for t in track_ids)})"
         params: list = [user_id, int(grain)]
         cursor.execute(
-            f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", lo, hi, params), params
+            f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", lo, hi, params) + only,
+            params,
         )
         params = [user_id, int(grain), user_id, int(finer)]
-        where = ""
+        where = only
         if lo is not None:
             where += " AND start >= %s"
             params.append(_d(lo))
