@@ -176,3 +176,11 @@ def test_plays_page_groups_by_local_day(client, listener):
     body = client.get("/plays/").content.decode()
     days = [part.split("</li>")[0] for part in body.split('<li class="day-head">')[1:]]
     assert len(days) == len(set(days))
+
+
+@pytest.mark.parametrize("url", ["/", "/?range=all", "/genres/", "/plays/", "/settings/"])
+def test_pages_render_for_a_new_user_without_plays(client, url):
+    client.force_login(SpotifyAccountFactory().user)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert client.get("/year/").status_code == 302
