@@ -26,6 +26,9 @@ class Command(BaseCommand):
         # No autoreload: `make run` is for using Earworm, and a reloader would restart it on every file save.
         commands.append(("web", [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]))
 
+        # SIGTERM (e.g. from `timeout` or a service manager) stops everything like Ctrl-C does, instead of
+        # killing this process alone and orphaning the children.
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         try:
             for name, command in commands:
@@ -54,3 +57,7 @@ class Command(BaseCommand):
                     process.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
