@@ -28,6 +28,7 @@ from earworm.history.models import Play, SyncRun
 from earworm.history.services.plays import NewPlay, history_plays_store
 from earworm.spotify.errors import SpotifyError, SpotifyQuotaExceeded, SpotifyRateLimited
 from earworm.spotify.types import PlayHistoryItem, PlayHistoryPage, TrackData
+from earworm.stats.services import stats_rollups_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +164,9 @@ def _store_window(
                 for item, track in items
             ],
         )
+        if stored.inserted:
+            # Statistics read per-day rollups (earworm.stats), so they follow the plays in the same commit.
+            stats_rollups_refresh(user_id=account.user_id, start=stored.earliest, end=stored.latest)
         gap_from = gap_to = None
         last = account.last_played_at
         # A full window whose oldest play is newer than the newest stored one may have lost plays between

@@ -235,3 +235,14 @@ def test_quota_429_closes_the_gate_and_later_syncs_make_no_request(fake_spotify,
     assert gate.paused_until > timezone.now() + timedelta(hours=14)
     assert abs((second.value.resume_at - first.value.resume_at).total_seconds()) < 5
     assert SyncRun.objects.count() == 0  # a closed gate is not a failure of the account
+
+
+def test_statistics_include_the_new_plays_right_after_a_sync(fake_spotify, spotify_account, start):
+    from earworm.stats.selectors import DateRange, stats_top_tracks
+
+    fake_spotify.queue(RECENT, window_json([(n % 2, minutes(start, 4 * n)) for n in range(6)]))
+
+    history_sync(account_id=spotify_account.pk)
+
+    top = stats_top_tracks(user_id=spotify_account.user_id, date_range=DateRange("all", None, None, "All time"))
+    assert [row["plays"] for row in top] == [3, 3]
