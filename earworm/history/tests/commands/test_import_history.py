@@ -95,10 +95,15 @@ SNAPSHOT = """
 import json
 from earworm.history.models import ImportJob, Play
 from earworm.catalog.models import Track
-plays = sorted((p.track.key, p.played_at.isoformat(), p.ms_played, p.source) for p in Play.objects.select_related("track"))
-tracks = sorted((t.key, t.name, t.album.key if t.album else None, [a.key for a in t.artists.all()]) for t in Track.objects.all())
+plays = sorted(
+    (p.track.key, p.played_at.isoformat(), p.ms_played, p.source) for p in Play.objects.select_related("track")
+)
+tracks = sorted(
+    (t.key, t.name, t.album.key if t.album else None, [a.key for a in t.artists.all()]) for t in Track.objects.all()
+)
 job = ImportJob.objects.get()
-print(json.dumps({"plays": plays, "tracks": tracks, "job": [job.status, job.plays_added, job.records_done, job.skipped, sorted(job.files_done)]}))
+summary = [job.status, job.plays_added, job.records_done, job.skipped, sorted(job.files_done)]
+print(json.dumps({"plays": plays, "tracks": tracks, "job": summary}))
 """
 SETUP = "from earworm.accounts.tests.factories import SpotifyAccountFactory; SpotifyAccountFactory(spotify_id='crash')"
 EXPIRE = "from earworm.history.models import ImportJob; ImportJob.objects.update(claimed_until=None)"
