@@ -54,13 +54,22 @@ class App:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         req = Request.from_environ(environ)
+        # In flight from arrival until the answer is handed to the server, including an injected delay.
+        tok = webapi.peek_token(self.state, req) if req.path.startswith("/v1/") else None
+        user_id = tok.user_id if tok else None
+        if user_id:
+            self.state.request_started(user_id)
         try:
-            resp = self.dispatch(req)
-        except Exception as exc:  # an emulator bug must still answer like a server would
-            print(f"emulator error on {req.method} {req.path}: {exc!r}", file=sys.stderr)
-            resp = api_error(500, "Server error")
-        if resp.delay_seconds:
-            time.sleep(resp.delay_seconds)
+            try:
+                resp = self.dispatch(req)
+            except Exception as exc:  # an emulator bug must still answer like a server would
+                print(f"emulator error on {req.method} {req.path}: {exc!r}", file=sys.stderr)
+                resp = api_error(500, "Server error")
+            if resp.delay_seconds:
+                time.sleep(resp.delay_seconds)
+        finally:
+            if user_id:
+                self.state.request_finished(user_id)
         length = resp.declared_length if resp.declared_length is not None else len(resp.body)
         headers = [("Content-Type", resp.content_type), ("Content-Length", str(length)), *resp.headers]
         start_response(f"{resp.status} {STATUS_TEXT.get(resp.status, 'Status')}", headers)

@@ -174,6 +174,10 @@ class Counters:
     statuses: dict[str, collections.Counter] = field(default_factory=dict)
     grants: collections.Counter = field(default_factory=collections.Counter)
     faults: collections.Counter = field(default_factory=collections.Counter)
+    # Web API requests of one user in flight at once: the most ever seen, and how many requests started
+    # while another of the same user was still being answered (proof that a client never overlaps them).
+    max_concurrent_by_user: collections.Counter = field(default_factory=collections.Counter)
+    overlaps_by_user: collections.Counter = field(default_factory=collections.Counter)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -184,6 +188,8 @@ class Counters:
             "token_grants": dict(self.grants),
             "refresh_grants": self.grants.get("refresh_token", 0),
             "faults_applied": dict(self.faults),
+            "max_concurrent_by_user": dict(self.max_concurrent_by_user),
+            "overlaps_by_user": dict(self.overlaps_by_user),
         }
 
 
@@ -238,6 +244,7 @@ class State:
             self.pending: dict[str, dict[str, str]] = {}  # consent requests awaiting Agree/Cancel
             self.faults: list[Fault] = []
             self.counters = Counters()
+            self.in_flight: collections.Counter = collections.Counter()
             self.windows: dict[str, collections.deque] = {}
             self.quota: dict[str, collections.deque] = {}
             self.allow_list = {u.id: u.allow_listed for u in self.world.users}
@@ -362,6 +369,20 @@ class State:
                 self.counters.by_client.setdefault(client_id, collections.Counter())[endpoint] += 1
             if user_id:
                 self.counters.by_user.setdefault(user_id, collections.Counter())[endpoint] += 1
+
+    def request_started(self, user_id: str) -> None:
+        """A Web API request of ``user_id`` arrived; pair with ``request_finished``."""
+        with self.lock:
+            self.in_flight[user_id] += 1
+            current = self.in_flight[user_id]
+            if current > 1:
+                self.counters.overlaps_by_user[user_id] += 1
+            if current > self.counters.max_concurrent_by_user[user_id]:
+                self.counters.max_concurrent_by_user[user_id] = current
+
+    def request_finished(self, user_id: str) -> None:
+        with self.lock:
+            self.in_flight[user_id] = max(0, self.in_flight[user_id] - 1)
 
     def count_status(self, endpoint: str, status: int) -> None:
         with self.lock:

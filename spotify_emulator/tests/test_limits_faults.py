@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import time
+
 import httpx
 import pytest
 
 from spotify_emulator.validation import validate
 
-from .conftest import bearer
+from .conftest import bearer, login
 
 RATE_BODY = {"error": {"status": 429, "message": "API rate limit exceeded"}}
 QUOTA_BODY = {"error": {"status": 429, "message": "Too many requests", "reason": "QUOTA_EXCEEDED"}}
@@ -110,6 +113,26 @@ def test_counters_per_endpoint_client_user(emu, http, token, users):
     assert c["by_client"]["earworm-demo-client"]["me"] == 1
     assert c["by_user"][users[0]["id"]] == {"me": 1, "recently-played": 1}
     assert c["token_grants"]["authorization_code"] == 1
+
+
+def test_overlapping_requests_of_one_user_are_counted(emu, http, token, users):
+    with httpx.Client(base_url=emu.base_url, timeout=10) as browser:  # a browser of its own: another login
+        other = login(browser, users[1]["id"])
+    emu.control.inject_fault("timeout", endpoint="recently-played", count=1, delay_seconds=1.0)
+    url = emu.base_url + "/v1/me/player/recently-played"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        slow = pool.submit(httpx.get, url, headers=bearer(token), timeout=10)
+        deadline = time.monotonic() + 5
+        while emu.control.counters()["calls"].get("recently-played", 0) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert http.get("/v1/me", headers=bearer(other)).status_code == 200  # another user: no overlap
+        assert http.get("/v1/me", headers=bearer(token)).status_code == 200  # same user, while the slow one waits
+        assert slow.result().status_code == 200
+    assert http.get("/v1/me", headers=bearer(token)).status_code == 200  # after it: sequential, no overlap
+    c = emu.control.counters()
+    assert c["overlaps_by_user"] == {users[0]["id"]: 1}
+    assert c["max_concurrent_by_user"] == {users[0]["id"]: 2, users[1]["id"]: 1}
 
 
 def test_bad_fault_rejected(emu):
