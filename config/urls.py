@@ -9,5 +9,6 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("api/", include("earworm.accounts.urls")),
     path("healthz", healthz, name="healthz"),
+    path("import/", include("earworm.history.urls")),
     path("", include("earworm.web.urls")),
 ]

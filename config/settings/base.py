@@ -141,6 +141,11 @@ IMPORT_MAX_UNCOMPRESSED_BYTES = 4 * 1024**3
 IMPORT_MAX_COMPRESSION_RATIO = 200  # JSON compresses 10-30x; far more is a ZIP bomb
 # A claim outlives the slowest single file; a killed import can be resumed once it expires.
 IMPORT_CLAIM_SECONDS = 600
+# Uploaded imports whose task was lost (queue flushed, worker killed) are queued again by a periodic check
+# (earworm.history.tasks.history_import_recover) once waiting this long; one unfinished after this many hours
+# is failed with a message, so a file that crashes the worker cannot loop forever.
+IMPORT_REQUEUE_AFTER_SECONDS = 300
+IMPORT_GIVE_UP_HOURS = 24
 # Non-file form data held in memory; files above FILE_UPLOAD_MAX_MEMORY_SIZE go to a temporary file.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

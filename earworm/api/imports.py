@@ -21,12 +21,19 @@ class ImportOut(Schema):
     original_name: str
     created_at: datetime
     finished_at: datetime | None
+    files_total: int
+    # How many of the files are done (imported or rejected).
+    files_done: int
     records_total: int
     records_done: int
     plays_added: int
     skipped: dict[str, Any]
     unresolved: int
     errors: list[Any]
+
+    @staticmethod
+    def resolve_files_done(job: ImportJob) -> int:
+        return len(job.files_done)
 
 
 class ImportsOut(Schema):

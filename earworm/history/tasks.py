@@ -63,3 +63,37 @@ def history_sync_all_due() -> None:
     from earworm.history.services.sync import history_sync_all_due as enqueue_due
 
     enqueue_due()
+
+
+# --- Imports of data-export uploads (issue 6) ---------------------------------------------------------------
+
+
+# A web upload's import. Another import of the same user running: try again shortly (one at a time, UP-5).
+# Anything else that escapes the service (the database went away, the worker's disk filled) leaves the job
+# resumable; the declared retries resume it at the first file not done, and `history_import_recover` catches
+# what the retries do not. A rejected file is not an exception: the service records it on the job.
+@db_task(retries=3, retry_delay=30, retry_backoff=2)
+def history_import(job_id: int) -> None:
+    from earworm.history.services.imports import ImportBusy
+    from earworm.history.services.imports import history_import as run_import
+    from earworm.history.services.uploads import import_upload_discard
+
+    try:
+        summary = run_import(job_id=job_id)
+    except ImportBusy:
+        raise RetryTask(delay=30 + random.uniform(0, 10)) from None
+    if summary is None:
+        logger.info("Import %s is held by another worker or already finished.", job_id)
+    import_upload_discard(job_id=job_id)
+
+
+# Every 5 minutes: imports whose task was lost (Redis flushed, a worker killed mid-file and its claim expired)
+# are queued again, so an upload always finishes without the user doing anything. A claim lasts
+# IMPORT_CLAIM_SECONDS, so a killed import resumes within that plus 5 minutes.
+@db_periodic_task(crontab(minute="*/5"))
+def history_import_recover() -> None:
+    from earworm.history.services.uploads import import_jobs_recover
+
+    for job_id in import_jobs_recover():
+        logger.info("Import %s queued again (its task was lost or its worker stopped).", job_id)
+        history_import(job_id)
