@@ -170,7 +170,7 @@ def test_delete_my_data_needs_confirmation_then_removes_everything_but_the_catal
 
 
 def test_plays_page_groups_by_local_day(client, listener):
-    user, tracks = listener
+    user, _ = listener
     user.time_zone = "Pacific/Auckland"
     user.save(update_fields=["time_zone"])
     body = client.get("/plays/").content.decode()
