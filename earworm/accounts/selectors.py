@@ -2,6 +2,7 @@ from typing import Any
 
 from earworm.accounts.models import SpotifyAccount, User
 from earworm.core.ratelimit import quota_gate_paused_until
+from earworm.stats.selectors import stats_play_count
 
 
 def account_for_user(*, user: User) -> SpotifyAccount | None:
@@ -19,5 +20,5 @@ def account_overview_for_user(*, user: User) -> dict[str, Any] | None:
         "status": account.status,
         "last_synced_at": account.last_synced_at,
         "paused_until": quota_gate_paused_until(),
-        "play_count": user.plays.count(),
+        "play_count": stats_play_count(user_id=user.pk),
     }

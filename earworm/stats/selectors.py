@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, models
 from django.utils import timezone
 
 from earworm.catalog.models import Album, Artist, ArtistGenre, Genre, Track, TrackArtist
@@ -684,3 +684,10 @@ def stats_years_with_plays(*, user_id: int) -> list[int]:
         [user_id, int(Grain.YEAR)],
     )
     return [_as_date(row[0]).year for row in rows]
+
+
+def stats_play_count(*, user_id: int) -> int:
+    """All the user's plays, summed from the yearly hour rollups (at most 168 rows a year) instead of
+    counting a history of millions of plays on every `/api/v1/me`."""
+    total = HourRollup.objects.filter(user_id=user_id, grain=Grain.YEAR).aggregate(total=models.Sum("plays"))
+    return int(total["total"] or 0)

@@ -93,3 +93,19 @@ def test_the_openapi_schema_and_docs_are_served(client):
     assert schema.status_code == 200
     assert "/api/v1/me" in schema.json()["paths"]
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_play_count_counts_every_play_including_imported_ones(auth_client, spotify_account):
+    from datetime import UTC, datetime, timedelta
+
+    from earworm.history.services.plays import NewPlay, history_plays_store
+    from earworm.history.tests.factories import TrackFactory
+    from earworm.stats.services import stats_rollups_refresh
+
+    track = TrackFactory()
+    start = datetime(2019, 12, 31, 23, 0, tzinfo=UTC)
+    plays = [NewPlay(track.pk, start + timedelta(hours=i), 200_000, "export") for i in range(5)]
+    history_plays_store(user_id=spotify_account.user_id, plays=plays)
+    stats_rollups_refresh(user_id=spotify_account.user_id)
+
+    assert auth_client.get("/api/v1/me").json()["play_count"] == 5
