@@ -149,8 +149,11 @@ def _upsert(model: type[CatalogRow], rows: list[CatalogRow], *, update_fields: l
     """Insert or update rows on their `key`; return primary keys by key."""
     if not rows:
         return {}
+    # Concurrent syncs write overlapping rows (the same artists, albums and tracks); PostgreSQL locks each row
+    # on insert or update, so writing in one global order (by key) makes them wait for each other instead of
+    # deadlocking, as two windows listing shared artists in different orders did.
     created = model.objects.bulk_create(
-        rows,
+        sorted(rows, key=lambda row: row.key),
         update_conflicts=True,
         unique_fields=["key"],
         update_fields=update_fields,

@@ -64,13 +64,16 @@ class SyncResult:
     error: str = ""
 
 
-def _claim(account_id: int, *, now: datetime) -> datetime | None:
+def _claim(account_id: int, *, now: datetime, synced_before: datetime | None) -> datetime | None:
     until = now + timedelta(seconds=settings.SYNC_CLAIM_SECONDS)
-    claimed = (
-        SpotifyAccount.objects.filter(pk=account_id, status=SpotifyAccount.Status.ACTIVE)
-        .filter(Q(sync_claimed_until__isnull=True) | Q(sync_claimed_until__lt=now))
-        .update(sync_claimed_until=until)
+    accounts = SpotifyAccount.objects.filter(pk=account_id, status=SpotifyAccount.Status.ACTIVE).filter(
+        Q(sync_claimed_until__isnull=True) | Q(sync_claimed_until__lt=now)
     )
+    if synced_before is not None:
+        # Checked again in the claim itself: a duplicate task that read the account just before another
+        # worker's sync committed and released it must not sync it a second time.
+        accounts = accounts.filter(Q(last_synced_at__isnull=True) | Q(last_synced_at__lte=synced_before))
+    claimed = accounts.update(sync_claimed_until=until)
     return until if claimed == 1 else None
 
 
@@ -95,7 +98,7 @@ def history_sync(*, account_id: int, force: bool = False) -> SyncResult:
     interval = timedelta(minutes=settings.SYNC_INTERVAL_MINUTES)
     if not force and account.last_synced_at and now - account.last_synced_at < interval * FRESH_SHARE:
         return SyncResult(account_id=account_id, status=STATUS_SKIPPED)
-    claim = _claim(account_id, now=now)
+    claim = _claim(account_id, now=now, synced_before=None if force else now - interval * FRESH_SHARE)
     if claim is None:
         return SyncResult(account_id=account_id, status=STATUS_SKIPPED)
     started = time.monotonic()

@@ -141,6 +141,26 @@ def test_sync_takes_over_an_expired_claim(fake_spotify, spotify_account, start):
     assert history_sync(account_id=spotify_account.pk).status == "ok"
 
 
+def test_sync_skips_an_account_another_worker_synced_between_its_read_and_its_claim(
+    fake_spotify, spotify_account, start, mocker
+):
+    from earworm.history.services import sync as sync_module
+
+    real_claim = sync_module._claim
+
+    def claim_after_another_sync(account_id, **kwargs):
+        # A duplicate task read the account as due; another worker's sync commits and releases it meanwhile.
+        SpotifyAccount.objects.filter(pk=account_id).update(last_synced_at=timezone.now())
+        return real_claim(account_id, **kwargs)
+
+    mocker.patch.object(sync_module, "_claim", side_effect=claim_after_another_sync)
+
+    assert history_sync(account_id=spotify_account.pk).status == "skipped"
+    assert fake_spotify.requests == []
+    fake_spotify.queue(RECENT, window_json([(1, start)]))
+    assert history_sync(account_id=spotify_account.pk, force=True).status == "ok"  # "Sync now" still syncs
+
+
 def test_sync_skips_accounts_that_need_relogin(fake_spotify, spotify_account):
     spotify_account.status = SpotifyAccount.Status.NEEDS_RELOGIN
     spotify_account.save()
