@@ -14,6 +14,7 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
+from django.utils.timesince import timesince
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.generic import TemplateView
 
@@ -115,8 +116,13 @@ def _job_view(job: Any) -> dict[str, Any]:
     else:
         percent = 0
     skipped = sorted(((REASON_LABELS.get(k, k), k, v) for k, v in job.skipped.items() if v), key=lambda r: -r[2])
+    took = ""
+    if job.finished_at:
+        seconds = max(int((job.finished_at - job.created_at).total_seconds()), 0)
+        took = "under a minute" if seconds < 60 else timesince(job.created_at, job.finished_at)
     return {
         "job": job,
+        "took": took,
         "files_done": files_done,
         "current_file": min(files_done + 1, job.files_total),
         "percent": percent,
