@@ -83,3 +83,16 @@ def test_a_running_import_shows_its_progress(page, live_server, signed_in, scree
     assert "File 3 of 4" in page.inner_text(".import-job")
     assert page.locator("text=An import is in progress").count() == 1
     screenshot("import-running")
+
+
+def test_files_over_the_limit_are_flagged_before_sending(page, live_server, signed_in, screenshot, settings, tmp_path):
+    settings.IMPORT_MAX_UPLOAD_BYTES = 1024 * 1024
+    big = tmp_path / "Streaming_History_Audio_2020.json"
+    big.write_bytes(b"[" + b" " * (2 * 1024 * 1024) + b"]")
+    page.goto(live_server.url + "/import/")
+    page.set_input_files("#files", str(big))
+    warning = page.locator(".import-too-large")
+    warning.wait_for(state="visible")
+    assert warning.inner_text() == "These files are 3 MB together; the limit is 1 MB."
+    assert page.locator("button:has-text('Import')").is_disabled()
+    screenshot("import-too-large")
