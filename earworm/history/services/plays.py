@@ -9,7 +9,8 @@ back-to-back repeats (they touch but do not overlap).
 
 Two API plays are never merged by overlap, only by the exact key: the API does not say how long a listen
 lasted, so the track's full duration would swallow a real replay after a skip (the API reports each listen
-once, with a stable `played_at`).
+once, with a stable `played_at`). Overlaps of up to OVERLAP_TOLERANCE are allowed: export timestamps are
+whole seconds.
 """
 
 import bisect
@@ -27,6 +28,10 @@ from earworm.history.models import Play
 UNKNOWN_LENGTH = timedelta(seconds=30)
 # No listen is taken to last longer than this when looking for overlaps; bounds the neighbour query.
 MAX_LENGTH = timedelta(hours=2)
+# Two listens are one only when they overlap by more than this. Export timestamps are cut to whole seconds,
+# so a straight repeat of a track can seem to start up to a second before the previous listen ended; real
+# duplicates (the same listen twice) overlap by the whole listen, at least 26 s of the 30 s minimum.
+OVERLAP_TOLERANCE = timedelta(seconds=2)
 INSERT_BATCH_SIZE = 2000
 
 
@@ -116,14 +121,15 @@ def history_plays_store(*, user_id: int, plays: Sequence[NewPlay]) -> StoreResul
 def _overlaps(listens: list[tuple[datetime, datetime, str]], start: datetime, end: datetime, source: str) -> bool:
     """Whether a listen is already among `listens` ((end, start, source), sorted by end).
 
-    A listen overlaps one that ends after `start` and starts before `end`; only those ending within
-    MAX_LENGTH after `end` can start before it. Two API plays match only when they end at the same moment.
+    A stored listen is the same one when the two overlap by more than OVERLAP_TOLERANCE: it ends after
+    `start + tolerance` and starts before `end - tolerance`; only those ending within MAX_LENGTH after `end`
+    can start that early. Two API plays match only when they end at the same moment.
     """
-    index = bisect.bisect_right(listens, (start, datetime.max.replace(tzinfo=start.tzinfo), ""))
+    index = bisect.bisect_right(listens, (start + OVERLAP_TOLERANCE, datetime.max.replace(tzinfo=start.tzinfo), ""))
     for stored_end, stored_start, stored_source in listens[index:]:
         if stored_end - MAX_LENGTH >= end:
             break
         both_api = source == stored_source == Play.Source.API
-        if (stored_end == end) if both_api else (stored_start < end):
+        if (stored_end == end) if both_api else (stored_start < end - OVERLAP_TOLERANCE):
             return True
     return False

@@ -113,3 +113,12 @@ def test_an_export_record_inside_an_api_play_is_still_a_duplicate(user):
     result = history_plays_store(user_id=user.pk, plays=[_export(track, 0, seconds=221, ms_played=56_000)])
 
     assert result.inserted == 0
+
+
+def test_a_straight_repeat_whose_whole_second_timestamp_seems_to_start_early_is_kept(user):
+    """Export `ts` is cut to whole seconds: the repeat's computed start lands 0.9 s before the first ends."""
+    track = TrackFactory(duration_ms=180_000)
+    first = _export(track, 10, ms_played=180_000)
+    repeat = NewPlay(track.pk, at(13, seconds=-0.9), ms_played=180_000, source="export")
+
+    assert history_plays_store(user_id=user.pk, plays=[first, repeat]).inserted == 2
