@@ -368,7 +368,7 @@ def run_cycles(
     events: dict[int, str] | None = None,
     tick_seconds: float = 0.2,
     cycle_timeout: float = 60,
-    stall_seconds: float = 2.0,
+    stall_seconds: float = 4.0,
     listen: bool = True,
     log: Callable[[str], None] = lambda line: None,
 ) -> list[Cycle]:
