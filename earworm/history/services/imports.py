@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 
@@ -191,12 +192,13 @@ def _run(job: ImportJob, token: str, ignored: list[str], progress: Callable[[Imp
             sources.extend((f"{prefix}{source.key}", source) for source in contents.sources)
         sources.sort(key=lambda item: _KIND_ORDER.get(item[1].kind, 1))
         ImportJob.objects.filter(pk=job.pk).update(files_total=len(sources))
+        known = _KnownTracks()
         for number, (key, source) in enumerate(sources, start=1):
             job.refresh_from_db(fields=["files_done"])
             if key in job.files_done:
                 continue
             try:
-                _import_file(job.pk, job.user_id, token, key, source, number, len(sources), progress)
+                _import_file(job.pk, job.user_id, token, key, source, number, len(sources), progress, known)
             except ExportFileError as exc:
                 logger.info("Import %s: file rejected: %s", job.pk, exc.message)
                 with transaction.atomic():
@@ -311,23 +313,98 @@ def _chunks(rows: Iterable[ExportPlay | Skip], size: int) -> Iterator[list[Expor
 class _PythonWriter:
     """SQLite (and the reference): the file's plays in memory, one `history_plays_store` call at the end."""
 
-    def __init__(self, user_id: int) -> None:
+    def __init__(self, user_id: int, known: "_KnownTracks") -> None:
         self.user_id = user_id
+        self.resolver = _TrackResolver(user_id)
         self.plays: list[NewPlay] = []
 
-    def add(self, plays: list[NewPlay]) -> None:
-        self.plays.extend(plays)
+    def add_export(self, plays: list[ExportPlay]) -> int:
+        """Stage a chunk of plays; returns how many matched no track with a Spotify id."""
+        pks, unresolved = self.resolver.resolve(plays)
+        self.plays.extend(
+            NewPlay(track_id=pk, played_at=play.played_at, ms_played=play.ms_played, source="export")
+            for pk, play in zip(pks, plays, strict=True)
+        )
+        return unresolved
 
     def merge(self) -> StoreResult:
         return history_plays_store(user_id=self.user_id, plays=self.plays)
 
+    def committed(self) -> None:
+        pass
 
-def _writer(user_id: int) -> "_PythonWriter | object":
-    if connection.vendor == "postgresql":
+
+@lru_cache(maxsize=1 << 16)
+def _name_key(*names: str) -> str:
+    return name_key(*names)
+
+
+class _KnownTracks:
+    """Catalog keys of tracks known to exist (committed by an earlier file of this run), so a file stages
+    only the tracks it introduces. Bounded: cleared when it grows past `limit` (a cache, never the truth)."""
+
+    def __init__(self, limit: int = 500_000) -> None:
+        self.keys: set[str] = set()
+        self.limit = limit
+
+    def update(self, keys: set[str]) -> None:
+        if len(self.keys) + len(keys) > self.limit:
+            self.keys.clear()
+        self.keys |= keys
+
+
+class _CopyWriter:
+    """PostgreSQL: plays and the provisional tracks they name COPYed into staging tables chunk by chunk
+    (memory independent of the file's size), merged in SQL by `StagedPlays.merge()` at the end of the file.
+    Plays with a Spotify id go in by track key; only records without one are resolved here, by name."""
+
+    def __init__(self, user_id: int, known: _KnownTracks) -> None:
         from earworm.history.services.plays_copy import StagedPlays
 
-        return StagedPlays(user_id=user_id)
-    return _PythonWriter(user_id)
+        self.staged = StagedPlays(user_id=user_id)
+        self.resolver = _TrackResolver(user_id)
+        self.known = known
+        self.staged_keys: set[str] = set()
+
+    def add_export(self, plays: list[ExportPlay]) -> int:
+        unresolved = 0
+        by_name: Iterator[int] = iter(())
+        unnamed = [play for play in plays if not play.track_id]
+        if unnamed:
+            pks, unresolved = self.resolver.resolve(unnamed)
+            by_name = iter(pks)
+        known, staged = self.known.keys, self.staged_keys
+        new_tracks: list[tuple[str, str, str | None, str, str | None, str]] = []
+        rows: list[tuple[int | str, datetime, int]] = []
+        for play in plays:
+            track_id = play.track_id
+            if not track_id:
+                rows.append((next(by_name), play.played_at, play.ms_played))
+                continue
+            if track_id not in known and track_id not in staged:
+                staged.add(track_id)
+                artist, album = play.artist_name, play.album_name
+                new_tracks.append(
+                    (
+                        track_id,
+                        play.track_name or track_id,
+                        _name_key(artist) if artist else None,
+                        artist,
+                        _name_key(artist, album) if album else None,
+                        album,
+                    )
+                )
+            rows.append((track_id, play.played_at, play.ms_played))
+        if new_tracks:
+            self.staged.add_tracks(new_tracks)
+        self.staged.add_export(rows)
+        return unresolved
+
+    def merge(self) -> StoreResult:
+        return self.staged.merge()
+
+    def committed(self) -> None:
+        self.known.update(self.staged_keys)
 
 
 def _import_file(
@@ -339,6 +416,7 @@ def _import_file(
     number: int,
     files_total: int,
     progress: Callable[[ImportProgress], None] | None,
+    known: _KnownTracks,
 ) -> None:
     now = timezone.now()
     skipped: Counter[str] = Counter()
@@ -348,28 +426,24 @@ def _import_file(
         job = ImportJob.objects.select_for_update().get(pk=job_id)
         if key in job.files_done or job.claimed_by != token:
             return  # another process took the job over (this one's claim had expired)
-        resolver = _TrackResolver(user_id)
-        writer = _writer(user_id)
+        writer = (_CopyWriter if connection.vendor == "postgresql" else _PythonWriter)(user_id, known)
         with source.open() as stream:
             rows = iter_export_rows(
                 stream, file=source.name, kind=source.kind, min_ms_played=settings.IMPORT_MIN_MS_PLAYED, now=now
             )
             for chunk in _chunks(rows, CHUNK):
                 records += len(chunk)
-                plays = [row for row in chunk if isinstance(row, ExportPlay)]
-                skipped.update(row for row in chunk if not isinstance(row, ExportPlay))
+                plays: list[ExportPlay] = []
+                for row in chunk:
+                    if type(row) is ExportPlay:
+                        plays.append(row)
+                    else:
+                        skipped[row] += 1  # type: ignore[index]
                 if plays:
-                    pks, chunk_unresolved = resolver.resolve(plays)
-                    unresolved += chunk_unresolved
-                    writer.add(  # type: ignore[attr-defined]
-                        [
-                            NewPlay(track_id=pk, played_at=play.played_at, ms_played=play.ms_played, source="export")
-                            for pk, play in zip(pks, plays, strict=True)
-                        ]
-                    )
+                    unresolved += writer.add_export(plays)
                 if progress:
                     progress(ImportProgress(source.name, number, files_total, records, job.records_done + records))
-        result: StoreResult = writer.merge()  # type: ignore[attr-defined]
+        result = writer.merge()
         if result.duplicates:
             skipped[Skip.DUPLICATE] += result.duplicates
         job.files_done = [*job.files_done, key]
@@ -383,6 +457,7 @@ def _import_file(
             job.span_end = max(filter(None, [job.span_end, result.latest]))
         job.claimed_until = timezone.now() + timedelta(seconds=settings.IMPORT_CLAIM_SECONDS)
         job.save()
+    writer.committed()
 
 
 def import_job_create(

@@ -1,24 +1,29 @@
 """PostgreSQL fast path for storing many plays: COPY into a staging table, then one merge in SQL.
 
 The merge has exactly the semantics of `history_plays_store` (DESIGN.md §5, `plays.py`): a play is dropped
-when it overlaps a stored play of the same track, or when it overlaps the last play of the same track kept
-before it, taking the offered plays in (track, end, input order) order. Listen lengths are `ms_played`, else
-the track's duration, else 30 s, capped at 2 h. Dropping never changes what later plays are compared with,
-so the two checks are independent: the stored check is one anti-join; the walk over offered plays is a
-window pass that settles almost every row (the first play of a run of overlapping plays is kept, the second
-dropped), and a recursive walk settles the rest (third and later plays of a run, which real data rarely has).
+when it is the same listen as a stored play of the same track, or as a play of the same track kept before it,
+taking the offered plays in (track, end, input order) order. Two listens are the same when they overlap by
+more than OVERLAP_TOLERANCE, or, both from the API, when they end at the same moment. Listen lengths are
+`ms_played`, else the track's duration, else 30 s, capped at 2 h. Dropping never changes what later plays are
+compared with, so the two checks are independent: the stored check is one anti-join against the stored plays
+near the staged span (copied to a small temp table with fresh statistics); the walk over offered plays is a
+window pass that settles almost every row (a play no earlier play reaches is kept, one overlapping a kept
+predecessor dropped), and a recursive walk settles the rest (later plays of a run of overlaps, very short
+listens, API plays next to API plays), which real data rarely has.
 `earworm/history/tests/services/test_plays_copy.py` checks both paths give the same rows.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 
-from earworm.history.services.plays import MAX_LENGTH, UNKNOWN_LENGTH, NewPlay, StoreResult
+from earworm.history.services.plays import MAX_LENGTH, OVERLAP_TOLERANCE, UNKNOWN_LENGTH, NewPlay, StoreResult
 
 _MAX_MS = int(MAX_LENGTH.total_seconds() * 1000)
 _UNKNOWN_MS = int(UNKNOWN_LENGTH.total_seconds() * 1000)
+_TOL = f"interval '{int(OVERLAP_TOLERANCE.total_seconds() * 1000)} milliseconds'"
 
 
 def _length_sql(ms_played: str, duration: str) -> str:
@@ -28,67 +33,151 @@ def _length_sql(ms_played: str, duration: str) -> str:
     )
 
 
+# A play names its track by primary key (`track_id`) or, for export records, by catalog key (`track_key`),
+# resolved in the merge once the file's provisional tracks exist.
 _CREATE_STAGING = """
 CREATE TEMP TABLE import_staging (
-    seq bigint NOT NULL, track_id bigint NOT NULL, played_at timestamptz NOT NULL, ms_played integer,
+    seq bigint NOT NULL, track_id bigint, track_key text, played_at timestamptz NOT NULL, ms_played integer,
     source varchar(8) NOT NULL, context_uri text NOT NULL
 ) ON COMMIT DROP
 """
 
-# Offered plays with their start, minus those overlapping a stored play of the same track, with a verdict
-# from one window pass: k = kept (no earlier offered play overlaps it), d = dropped (it overlaps the play
-# before it, which is kept), ? = a later play of a run of overlaps, settled by the walk below.
+# The stored plays of the user that can overlap a staged one: those ending within MAX_LENGTH of the staged
+# span. A temp table with fresh statistics, so the anti-join below is planned on true row counts whatever
+# the state of history_play's statistics (they go stale while an import grows the table).
+_STORED = """
+CREATE TEMP TABLE import_stored ON COMMIT DROP AS
+SELECT track_id, played_at, ms_played, source FROM history_play
+WHERE user_id = %(user_id)s AND played_at >= %(low)s AND played_at <= %(high)s;
+ANALYZE import_stored
+"""
+
+# Offered plays with their start, minus those that are the same listen as a stored play of the same track,
+# with a verdict from one window pass: k = kept (no earlier offered play can overlap it), d = dropped (it
+# overlaps the play before it, which is kept), ? = anything else (a later play of a run of overlaps, short
+# listens, API plays next to API plays), settled by the walk below.
 _FLAG = f"""
 CREATE TEMP TABLE import_flags ON COMMIT DROP AS
 SELECT seq, track_id, played_at, started_at, ms_played, source, context_uri,
-       CASE WHEN prev_end IS NULL OR prev_end <= started_at THEN 'k'
-            WHEN prev2_end IS NULL OR prev2_end <= prev_start THEN 'd'
+       CASE WHEN prev_end IS NULL OR (prev_end <= started_at + {_TOL} AND prev_end < played_at) THEN 'k'
+            WHEN (prev2_end IS NULL OR (prev2_end <= prev_start + {_TOL} AND prev2_end < prev_end))
+                 AND CASE WHEN source = 'api' AND prev_source = 'api' THEN prev_end = played_at
+                          ELSE prev_end > started_at + {_TOL} AND prev_start < played_at - {_TOL} END THEN 'd'
             ELSE '?' END AS verdict
 FROM (
     SELECT c.*,
            lag(played_at) OVER w AS prev_end,
            lag(started_at) OVER w AS prev_start,
+           lag(source) OVER w AS prev_source,
            lag(played_at, 2) OVER w AS prev2_end
     FROM (
         SELECT s.seq, s.track_id, s.played_at, s.ms_played, s.source, s.context_uri,
                s.played_at - {_length_sql("s.ms_played", "t.duration_ms")} AS started_at,
                t.duration_ms
         FROM import_staging s LEFT JOIN catalog_track t ON t.id = s.track_id
+        WHERE s.track_key IS NULL
+        UNION ALL
+        SELECT s.seq, t.id, s.played_at, s.ms_played, s.source, s.context_uri,
+               s.played_at - {_length_sql("s.ms_played", "t.duration_ms")} AS started_at,
+               t.duration_ms
+        FROM import_staging s JOIN catalog_track t ON t.key = s.track_key
+        WHERE s.track_key IS NOT NULL
     ) c
     WHERE NOT EXISTS (
-        SELECT 1 FROM history_play p
-        WHERE p.user_id = %(user_id)s AND p.track_id = c.track_id
-          AND p.played_at > c.started_at AND p.played_at < c.played_at + interval '{_MAX_MS} milliseconds'
-          AND p.played_at - {_length_sql("p.ms_played", "c.duration_ms")} < c.played_at
+        SELECT 1 FROM import_stored p
+        WHERE p.track_id = c.track_id
+          AND p.played_at > c.started_at + {_TOL} AND p.played_at < c.played_at + interval '{_MAX_MS} milliseconds'
+          AND CASE WHEN p.source = 'api' AND c.source = 'api' THEN p.played_at = c.played_at
+                   ELSE p.played_at - {_length_sql("p.ms_played", "c.duration_ms")} < c.played_at - {_TOL} END
     )
     WINDOW w AS (PARTITION BY track_id ORDER BY played_at, seq)
 ) flagged
 """  # noqa: S608 (only module constants are formatted in)
 
-# Greedy walk, one step per offered play, over every track that has an unsettled play.
-_WALK = """
+# Greedy walk, one step per offered play in (end, input) order, over every track that has an unsettled play,
+# carrying the kept listens of the track (ends, starts, whether from the API): a play is kept unless it is
+# the same listen as one of them, by the rule of `plays._overlaps`. Real exports rarely send a track here.
+_WALK = f"""
 CREATE TEMP TABLE import_walk ON COMMIT DROP AS
-SELECT seq, track_id, played_at, started_at,
+SELECT seq, track_id, played_at, started_at, source = 'api' AS api,
        row_number() OVER (PARTITION BY track_id ORDER BY played_at, seq) AS rn
 FROM import_flags WHERE track_id IN (SELECT track_id FROM import_flags WHERE verdict = '?');
 CREATE INDEX ON import_walk (track_id, rn);
-WITH RECURSIVE walk(track_id, rn, seq, last_end, kept) AS (
-    SELECT track_id, rn, seq, played_at, true FROM import_walk WHERE rn = 1
+WITH RECURSIVE walk(track_id, rn, seq, ends, starts, apis, kept) AS (
+    SELECT track_id, rn, seq, ARRAY[played_at], ARRAY[started_at], ARRAY[api], true
+    FROM import_walk WHERE rn = 1
     UNION ALL
-    SELECT c.track_id, c.rn, c.seq,
-           CASE WHEN c.started_at >= w.last_end THEN c.played_at ELSE w.last_end END,
-           c.started_at >= w.last_end
-    FROM walk w JOIN import_walk c ON c.track_id = w.track_id AND c.rn = w.rn + 1
+    SELECT s.track_id, s.rn, s.seq,
+           CASE WHEN s.keep THEN s.ends || s.played_at ELSE s.ends END,
+           CASE WHEN s.keep THEN s.starts || s.started_at ELSE s.starts END,
+           CASE WHEN s.keep THEN s.apis || s.api ELSE s.apis END,
+           s.keep
+    FROM (
+        SELECT c.track_id, c.rn, c.seq, c.played_at, c.started_at, c.api, w.ends, w.starts, w.apis,
+               NOT EXISTS (
+                   SELECT 1 FROM unnest(w.ends, w.starts, w.apis) k(e, st, a)
+                   WHERE CASE WHEN a AND c.api THEN e = c.played_at
+                              ELSE e > c.started_at + {_TOL} AND st < c.played_at - {_TOL} END
+               ) AS keep
+        FROM walk w JOIN import_walk c ON c.track_id = w.track_id AND c.rn = w.rn + 1
+    ) s
 )
 UPDATE import_flags f SET verdict = CASE WHEN walk.kept THEN 'k' ELSE 'd' END
 FROM walk WHERE f.seq = walk.seq AND f.verdict = '?'
-"""
+"""  # noqa: S608 (only module constants are formatted in)
 
 _INSERT = """
 INSERT INTO history_play (user_id, track_id, played_at, ms_played, source, context_uri)
 SELECT %(user_id)s, track_id, played_at, ms_played, source, left(context_uri, 255)
 FROM import_flags WHERE verdict = 'k'
 ON CONFLICT DO NOTHING
+"""
+
+
+# Provisional tracks named by export records (Spotify id and the names in the record), created before the
+# merge: artists and albums by `name:` key (the first name seen wins within a file, a later spelling of the
+# same key renames the row, as `catalog_upsert` does), then tracks not known yet with their artist link.
+# Rows are written in key order, the order `catalog_upsert` locks in, so concurrent writers wait, not deadlock.
+_CREATE_TRACKS = """
+CREATE TEMP TABLE import_tracks (
+    ord bigint NOT NULL, key text NOT NULL, name text NOT NULL, artist_key text, artist_name text,
+    album_key text, album_name text
+) ON COMMIT DROP
+"""
+
+_UPSERT_TRACKS = """
+CREATE TEMP TABLE import_new_tracks ON COMMIT DROP AS
+SELECT DISTINCT ON (t.key) t.* FROM import_tracks t
+WHERE NOT EXISTS (SELECT 1 FROM catalog_track c WHERE c.key = t.key)
+ORDER BY t.key, t.ord;
+INSERT INTO catalog_artist (created_at, updated_at, key, spotify_id, name, metadata_fetched_at, not_found, image_url)
+SELECT now(), now(), artist_key, NULL, left(artist_name, 1000), NULL, false, ''
+FROM (SELECT DISTINCT ON (artist_key) artist_key, artist_name FROM import_new_tracks
+      WHERE artist_key IS NOT NULL ORDER BY artist_key, ord) a
+ORDER BY artist_key
+ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, updated_at = EXCLUDED.updated_at
+WHERE catalog_artist.name <> EXCLUDED.name;
+INSERT INTO catalog_album (created_at, updated_at, key, spotify_id, name, metadata_fetched_at, not_found,
+                           album_type, release_date, release_date_precision, total_tracks, image_url)
+SELECT now(), now(), album_key, NULL, left(album_name, 1000), NULL, false, '', '', '', NULL, ''
+FROM (SELECT DISTINCT ON (album_key) album_key, album_name FROM import_new_tracks
+      WHERE album_key IS NOT NULL ORDER BY album_key, ord) a
+ORDER BY album_key
+ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, updated_at = EXCLUDED.updated_at
+WHERE catalog_album.name <> EXCLUDED.name;
+WITH created AS (
+    INSERT INTO catalog_track (created_at, updated_at, key, spotify_id, name, metadata_fetched_at, not_found,
+                               duration_ms, isrc, explicit, is_local, album_id)
+    SELECT now(), now(), t.key, t.key, left(t.name, 1000), NULL, false, NULL, '', NULL, false, al.id
+    FROM import_new_tracks t LEFT JOIN catalog_album al ON al.key = t.album_key
+    ORDER BY t.key
+    ON CONFLICT (key) DO NOTHING
+    RETURNING id, key
+)
+INSERT INTO catalog_trackartist (track_id, artist_id, position)
+SELECT created.id, ar.id, 0
+FROM created JOIN import_new_tracks t ON t.key = created.key JOIN catalog_artist ar ON ar.key = t.artist_key;
+DROP TABLE import_new_tracks
 """
 
 
@@ -99,10 +188,18 @@ class StagedPlays:
     def __init__(self, *, user_id: int) -> None:
         self.user_id = user_id
         self.count = 0
+        self.tracks = 0
         self.earliest: datetime | None = None
         self.latest: datetime | None = None
         self._cursor = connection.cursor()
         self._cursor.execute(_CREATE_STAGING)
+        self._tracks_created = False
+
+    def _span(self, earliest: datetime, latest: datetime) -> None:
+        if self.earliest is None or earliest < self.earliest:
+            self.earliest = earliest
+        if self.latest is None or latest > self.latest:
+            self.latest = latest
 
     def add(self, plays: Iterable[NewPlay]) -> None:
         """COPY plays into the staging table; their order is the tie-break for plays ending together."""
@@ -120,20 +217,71 @@ class StagedPlays:
                     latest = play.played_at
         self.count, self.earliest, self.latest = seq, earliest, latest
 
+    def add_export(self, plays: Sequence[tuple[int | str, datetime, int]]) -> None:
+        """COPY export plays, each `(track pk, or catalog key of a track staged with add_tracks, played_at,
+        ms_played)`, in input order (the tie-break for plays ending together)."""
+        if not plays:
+            return
+        seq = self.count
+        lines = []
+        for track, played_at, ms_played in plays:
+            # Keys are Spotify ids ([0-9A-Za-z]) and pks are ints, so nothing needs COPY escaping.
+            if type(track) is int:
+                lines.append(f"{seq}\t{track}\t\\N\t{played_at.isoformat()}\t{ms_played}\texport\t\n")
+            else:
+                lines.append(f"{seq}\t\\N\t{track}\t{played_at.isoformat()}\t{ms_played}\texport\t\n")
+            seq += 1
+        with self._cursor.cursor.copy(  # type: ignore[attr-defined]
+            "COPY import_staging (seq, track_id, track_key, played_at, ms_played, source, context_uri) FROM STDIN"
+        ) as copy:
+            copy.write("".join(lines))
+        moments = [play[1] for play in plays]
+        self._span(min(moments), max(moments))
+        self.count = seq
+
+    def add_tracks(self, tracks: Iterable[tuple[str, str, str | None, str, str | None, str]]) -> None:
+        """Stage provisional tracks `(key, name, artist key, artist name, album key, album name)` (keys None when
+        the name is unknown), created by `merge()` unless a track with that key exists by then."""
+        if not self._tracks_created:
+            self._cursor.execute(_CREATE_TRACKS)
+            self._tracks_created = True
+        ord_ = self.tracks
+        with self._cursor.cursor.copy(  # type: ignore[attr-defined]
+            "COPY import_tracks (ord, key, name, artist_key, artist_name, album_key, album_name) FROM STDIN"
+        ) as copy:
+            for track in tracks:
+                copy.write_row((ord_, *track))
+                ord_ += 1
+        self.tracks = ord_
+
     def merge(self) -> StoreResult:
         """Insert the staged plays that are not duplicates; returns the counts as `history_plays_store` does."""
-        if not self.count:
-            return StoreResult(inserted=0, duplicates=0, earliest=None, latest=None)
         cursor = self._cursor
+        if self._tracks_created:
+            if self.tracks:
+                cursor.execute(_UPSERT_TRACKS)
+            cursor.execute("DROP TABLE import_tracks")
+        if not self.count:
+            cursor.execute("DROP TABLE import_staging")
+            return StoreResult(inserted=0, duplicates=0, earliest=None, latest=None)
+        assert self.earliest is not None and self.latest is not None
         cursor.execute("ANALYZE import_staging")
-        params = {"user_id": self.user_id}
+        params: dict[str, Any] = {
+            "user_id": self.user_id,
+            "low": self.earliest - MAX_LENGTH,
+            "high": self.latest + MAX_LENGTH,
+        }
+        cursor.execute(_STORED, params)
         cursor.execute(_FLAG, params)
         cursor.execute("SELECT EXISTS (SELECT 1 FROM import_flags WHERE verdict = '?')")
         if cursor.fetchone()[0]:
             cursor.execute(_WALK)
         cursor.execute(_INSERT, params)
         inserted = cursor.rowcount
-        cursor.execute("DROP TABLE IF EXISTS import_walk; DROP TABLE import_flags; DROP TABLE import_staging")
+        cursor.execute(
+            "DROP TABLE IF EXISTS import_walk; DROP TABLE import_flags; DROP TABLE import_stored;"
+            " DROP TABLE import_staging"
+        )
         return StoreResult(
             inserted=inserted, duplicates=self.count - inserted, earliest=self.earliest, latest=self.latest
         )

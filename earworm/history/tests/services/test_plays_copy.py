@@ -74,3 +74,21 @@ def test_a_long_run_of_overlapping_duplicates_is_walked_like_the_python_path(use
     assert [p.played_at for p in Play.objects.order_by("played_at")] == [
         at(0) + timedelta(seconds=100 * n) for n in range(5)
     ]
+
+
+def test_api_plays_that_overlap_merge_only_on_the_exact_key_like_the_python_path(user):
+    track = TrackFactory(duration_ms=180_000)
+    stored = [NewPlay(track_id=track.pk, played_at=at(0), ms_played=None, source="api")]
+    # Each API play overlaps the stored one and the others; only the repeat of the stored key is a duplicate.
+    offered = [
+        NewPlay(track_id=track.pk, played_at=at(0, seconds=s), ms_played=None, source="api") for s in (0, 1, 2, 2)
+    ] + [NewPlay(track_id=track.pk, played_at=at(0, seconds=3), ms_played=60_000, source="export")]
+    outcomes = []
+    for store in (history_plays_store, history_plays_store_copy):
+        with transaction.atomic():
+            history_plays_store(user_id=user.pk, plays=stored)
+            outcomes.append((store(user_id=user.pk, plays=offered), _rows(user)))
+            transaction.set_rollback(True)
+
+    assert outcomes[1] == outcomes[0]
+    assert [row[1] for row in outcomes[1][1]] == [at(0), at(0, seconds=1), at(0, seconds=2)]
