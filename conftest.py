@@ -89,6 +89,13 @@ def page(chromium):
 
 
 @pytest.fixture
+def screenshots_dir() -> Path:
+    """Where browser tests save screenshots (test-artifacts/screenshots/, kept by CI as an artifact)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+@pytest.fixture
 def screenshot(page):
     """Save a full-page screenshot under test-artifacts/screenshots/ (kept by CI as an artifact)."""
 

@@ -6,7 +6,6 @@ from django.test import Client
 
 from earworm.accounts.tests.factories import SpotifyAccountFactory
 from earworm.catalog.models import Album, Artist, Track
-from earworm.conftest import SCREENSHOTS
 from earworm.stats.tests.demo_data import demo_history_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -50,7 +49,7 @@ def _pages():
 
 
 @pytest.mark.parametrize(("viewport", "scheme"), [("desktop", "light"), ("phone", "dark")])
-def test_every_page_renders_with_data(logged_in_context, viewport, scheme):
+def test_every_page_renders_with_data(logged_in_context, screenshots_dir, viewport, scheme):
     make, base = logged_in_context
     context = make(viewport, scheme)
     page = context.new_page()
@@ -60,7 +59,6 @@ def test_every_page_renders_with_data(logged_in_context, viewport, scheme):
         "console",
         lambda m: errors.append(m.text) if m.type == "error" and "Content Security Policy" in m.text else None,
     )
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for name, path in _pages().items():
         response = page.goto(base + path)
         assert response is not None and response.status == 200, path
@@ -70,8 +68,8 @@ def test_every_page_renders_with_data(logged_in_context, viewport, scheme):
         # Nothing wider than the screen: no sideways scrolling on a phone.
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 1, f"{name} scrolls sideways by {overflow}px at {viewport}"
-        page.screenshot(path=str(SCREENSHOTS / f"stats-{name}-{viewport}-{scheme}.png"), full_page=True)
+        page.screenshot(path=str(screenshots_dir / f"stats-{name}-{viewport}-{scheme}.png"), full_page=True)
         if viewport == "phone":
-            page.screenshot(path=str(SCREENSHOTS / f"stats-{name}-{viewport}-{scheme}-first-screen.png"))
+            page.screenshot(path=str(screenshots_dir / f"stats-{name}-{viewport}-{scheme}-first-screen.png"))
     assert not errors
     context.close()

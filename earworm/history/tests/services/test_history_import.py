@@ -73,7 +73,8 @@ def _expected(path: Path) -> tuple[Counter, int]:
         kept_end = None
         for end, _index, ms in sorted(plays):
             start = end - min(timedelta(milliseconds=ms), timedelta(hours=2))
-            if kept_end is not None and kept_end > start:
+            # One listen when the two overlap by more than 2 s (export timestamps are whole seconds).
+            if kept_end is not None and kept_end > start + timedelta(seconds=2):
                 reasons["duplicate"] += 1
                 continue
             kept_end = end
