@@ -13,6 +13,8 @@ the play counts as unresolved.
 """
 
 import logging
+import queue
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -48,6 +50,8 @@ from earworm.history.services.plays import NewPlay, StoreResult, history_plays_s
 logger = logging.getLogger(__name__)
 
 CHUNK = 20_000
+# Parsed chunks waiting for the database: the parser runs at most this far ahead.
+PREFETCH_CHUNKS = 3
 # Extended files first, so basic-format records can match the tracks they name.
 _KIND_ORDER = {FileKind.EXTENDED: 0, FileKind.BASIC_MUSIC: 1, None: 1, FileKind.BASIC_PODCAST: 2}
 
@@ -170,9 +174,17 @@ def _finish(job: ImportJob, status: str) -> None:
 
 
 def _refresh_stats(*, user_id: int, start: datetime, end: datetime) -> None:
+    from django.db.models import Max, Min
+
     from earworm.stats.services import stats_rollups_refresh
 
-    stats_rollups_refresh(user_id=user_id, start=start, end=end)
+    # When the import spans every play of the user (a first import), the unbounded refresh rebuilds the same
+    # rows with one statement per grain instead of per-track batches for the all-time rows.
+    stored = Play.objects.filter(user_id=user_id).aggregate(first=Min("played_at"), last=Max("played_at"))
+    if stored["first"] is not None and stored["first"] >= start and stored["last"] <= end:
+        stats_rollups_refresh(user_id=user_id)
+    else:
+        stats_rollups_refresh(user_id=user_id, start=start, end=end)
 
 
 def _limits() -> ArchiveLimits:
@@ -193,19 +205,92 @@ def _run(job: ImportJob, token: str, ignored: list[str], progress: Callable[[Imp
         sources.sort(key=lambda item: _KIND_ORDER.get(item[1].kind, 1))
         ImportJob.objects.filter(pk=job.pk).update(files_total=len(sources))
         known = _KnownTracks()
-        for number, (key, source) in enumerate(sources, start=1):
-            job.refresh_from_db(fields=["files_done"])
-            if key in job.files_done:
-                continue
+        job.refresh_from_db(fields=["files_done"])
+        todo = [(key, source) for key, source in sources if key not in job.files_done]
+        numbers = {key: number for number, (key, _) in enumerate(sources, start=1)}
+        with _Prefetch(todo) as prefetch:
+            for key, source in todo:
+                chunks = prefetch.chunks(key)
+                job.refresh_from_db(fields=["files_done"])
+                try:
+                    if key not in job.files_done:
+                        _import_file(
+                            job.pk, job.user_id, token, key, source, numbers[key], len(sources), progress, known, chunks
+                        )
+                    for _ in chunks:  # the rest of a file not imported (done meanwhile by another process)
+                        pass
+                except ExportFileError as exc:
+                    logger.info("Import %s: file rejected: %s", job.pk, exc.message)
+                    with transaction.atomic():
+                        locked = ImportJob.objects.select_for_update().get(pk=job.pk)
+                        locked.errors = [*locked.errors, exc.message]
+                        locked.files_done = [*locked.files_done, key]
+                        locked.save(update_fields=["errors", "files_done", "updated_at"])
+
+
+_Item = list[ExportPlay | Skip] | BaseException | None
+
+
+class _Prefetch:
+    """Parse the export files in a background thread while the database merges and commits the file before:
+    the parser is pure Python and psycopg releases the GIL while it waits on PostgreSQL, so the two overlap.
+    The queue holds a few chunks at most, so memory stays independent of file sizes. A file's parse error
+    reaches the consumer at the same point of that file as a direct parse would raise it."""
+
+    def __init__(self, sources: list[tuple[str, ExportSource]]) -> None:
+        self.sources = sources
+        self.queue: queue.Queue[tuple[str, _Item]] = queue.Queue(maxsize=PREFETCH_CHUNKS)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._parse, name="import-parse", daemon=True)
+
+    def __enter__(self) -> "_Prefetch":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _put(self, key: str, item: _Item) -> bool:
+        while not self.stop.is_set():
             try:
-                _import_file(job.pk, job.user_id, token, key, source, number, len(sources), progress, known)
+                self.queue.put((key, item), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _parse(self) -> None:
+        now = timezone.now()
+        for key, source in self.sources:
+            try:
+                with source.open() as stream:
+                    rows = iter_export_rows(
+                        stream, file=source.name, kind=source.kind, min_ms_played=settings.IMPORT_MIN_MS_PLAYED, now=now
+                    )
+                    for chunk in _chunks(rows, CHUNK):
+                        if not self._put(key, chunk):
+                            return
             except ExportFileError as exc:
-                logger.info("Import %s: file rejected: %s", job.pk, exc.message)
-                with transaction.atomic():
-                    locked = ImportJob.objects.select_for_update().get(pk=job.pk)
-                    locked.errors = [*locked.errors, exc.message]
-                    locked.files_done = [*locked.files_done, key]
-                    locked.save(update_fields=["errors", "files_done", "updated_at"])
+                if not self._put(key, exc):
+                    return
+                continue
+            except BaseException as exc:  # handed to the consumer, which raises it in the import's thread
+                self._put(key, exc)
+                return
+            if not self._put(key, None):
+                return
+
+    def chunks(self, key: str) -> Iterator[list[ExportPlay | Skip]]:
+        """The chunks of file `key`, the next file in order; raises the file's `ExportFileError`."""
+        while True:
+            got, item = self.queue.get()
+            assert got == key, (got, key)
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 class _opened:
@@ -417,8 +502,8 @@ def _import_file(
     files_total: int,
     progress: Callable[[ImportProgress], None] | None,
     known: _KnownTracks,
+    chunks: Iterator[list[ExportPlay | Skip]],
 ) -> None:
-    now = timezone.now()
     skipped: Counter[str] = Counter()
     records = 0
     unresolved = 0
@@ -427,22 +512,18 @@ def _import_file(
         if key in job.files_done or job.claimed_by != token:
             return  # another process took the job over (this one's claim had expired)
         writer = (_CopyWriter if connection.vendor == "postgresql" else _PythonWriter)(user_id, known)
-        with source.open() as stream:
-            rows = iter_export_rows(
-                stream, file=source.name, kind=source.kind, min_ms_played=settings.IMPORT_MIN_MS_PLAYED, now=now
-            )
-            for chunk in _chunks(rows, CHUNK):
-                records += len(chunk)
-                plays: list[ExportPlay] = []
-                for row in chunk:
-                    if type(row) is ExportPlay:
-                        plays.append(row)
-                    else:
-                        skipped[row] += 1  # type: ignore[index]
-                if plays:
-                    unresolved += writer.add_export(plays)
-                if progress:
-                    progress(ImportProgress(source.name, number, files_total, records, job.records_done + records))
+        for chunk in chunks:
+            records += len(chunk)
+            plays: list[ExportPlay] = []
+            for row in chunk:
+                if type(row) is ExportPlay:
+                    plays.append(row)
+                else:
+                    skipped[row] += 1  # type: ignore[index]
+            if plays:
+                unresolved += writer.add_export(plays)
+            if progress:
+                progress(ImportProgress(source.name, number, files_total, records, job.records_done + records))
         result = writer.merge()
         if result.duplicates:
             skipped[Skip.DUPLICATE] += result.duplicates
