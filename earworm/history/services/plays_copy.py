@@ -74,13 +74,18 @@ FROM (
         SELECT s.seq, s.track_id, s.played_at, s.ms_played, s.source, s.context_uri,
                s.played_at - {_length_sql("s.ms_played", "t.duration_ms")} AS started_at,
                t.duration_ms
-        FROM import_staging s LEFT JOIN catalog_track t ON t.id = s.track_id
+        FROM import_staging s
+        LEFT JOIN LATERAL (SELECT duration_ms FROM catalog_track WHERE id = s.track_id OFFSET 0) t ON true
         WHERE s.track_key IS NULL
         UNION ALL
         SELECT s.seq, t.id, s.played_at, s.ms_played, s.source, s.context_uri,
                s.played_at - {_length_sql("s.ms_played", "t.duration_ms")} AS started_at,
                t.duration_ms
-        FROM import_staging s JOIN catalog_track t ON t.key = s.track_key
+        FROM import_staging s JOIN (
+            SELECT k.track_key, t.id, t.duration_ms
+            FROM (SELECT DISTINCT track_key FROM import_staging WHERE track_key IS NOT NULL) k
+            CROSS JOIN LATERAL (SELECT id, duration_ms FROM catalog_track WHERE key = k.track_key OFFSET 0) t
+        ) t ON t.track_key = s.track_key
         WHERE s.track_key IS NOT NULL
     ) c
     WHERE NOT EXISTS (
@@ -138,6 +143,8 @@ ON CONFLICT DO NOTHING
 # merge: artists and albums by `name:` key (the first name seen wins within a file, a later spelling of the
 # same key renames the row, as `catalog_upsert` does), then tracks not known yet with their artist link.
 # Rows are written in key order, the order `catalog_upsert` locks in, so concurrent writers wait, not deadlock.
+# Catalog rows are looked up by key one at a time (scalar subqueries, `OFFSET 0` keeps them from becoming
+# joins): a file names a few thousand tracks, and a hash join would read the whole shared catalog per file.
 _CREATE_TRACKS = """
 CREATE TEMP TABLE import_tracks (
     ord bigint NOT NULL, key text NOT NULL, name text NOT NULL, artist_key text, artist_name text,
@@ -148,7 +155,7 @@ CREATE TEMP TABLE import_tracks (
 _UPSERT_TRACKS = """
 CREATE TEMP TABLE import_new_tracks ON COMMIT DROP AS
 SELECT DISTINCT ON (t.key) t.* FROM import_tracks t
-WHERE NOT EXISTS (SELECT 1 FROM catalog_track c WHERE c.key = t.key)
+WHERE NOT EXISTS (SELECT 1 FROM catalog_track c WHERE c.key = t.key OFFSET 0)
 ORDER BY t.key, t.ord;
 INSERT INTO catalog_artist (created_at, updated_at, key, spotify_id, name, metadata_fetched_at, not_found, image_url)
 SELECT now(), now(), artist_key, NULL, left(artist_name, 1000), NULL, false, ''
@@ -168,15 +175,17 @@ WHERE catalog_album.name <> EXCLUDED.name;
 WITH created AS (
     INSERT INTO catalog_track (created_at, updated_at, key, spotify_id, name, metadata_fetched_at, not_found,
                                duration_ms, isrc, explicit, is_local, album_id)
-    SELECT now(), now(), t.key, t.key, left(t.name, 1000), NULL, false, NULL, '', NULL, false, al.id
-    FROM import_new_tracks t LEFT JOIN catalog_album al ON al.key = t.album_key
+    SELECT now(), now(), t.key, t.key, left(t.name, 1000), NULL, false, NULL, '', NULL, false,
+           (SELECT al.id FROM catalog_album al WHERE al.key = t.album_key)
+    FROM import_new_tracks t
     ORDER BY t.key
     ON CONFLICT (key) DO NOTHING
     RETURNING id, key
 )
 INSERT INTO catalog_trackartist (track_id, artist_id, position)
-SELECT created.id, ar.id, 0
-FROM created JOIN import_new_tracks t ON t.key = created.key JOIN catalog_artist ar ON ar.key = t.artist_key;
+SELECT created.id, (SELECT ar.id FROM catalog_artist ar WHERE ar.key = t.artist_key), 0
+FROM created JOIN import_new_tracks t ON t.key = created.key
+WHERE t.artist_key IS NOT NULL;
 DROP TABLE import_new_tracks
 """
 
@@ -265,7 +274,6 @@ class StagedPlays:
             cursor.execute("DROP TABLE import_staging")
             return StoreResult(inserted=0, duplicates=0, earliest=None, latest=None)
         assert self.earliest is not None and self.latest is not None
-        cursor.execute("ANALYZE import_staging")
         params: dict[str, Any] = {
             "user_id": self.user_id,
             "low": self.earliest - MAX_LENGTH,
