@@ -208,7 +208,7 @@ def _run(job: ImportJob, token: str, ignored: list[str], progress: Callable[[Imp
         job.refresh_from_db(fields=["files_done"])
         todo = [(key, source) for key, source in sources if key not in job.files_done]
         numbers = {key: number for number, (key, _) in enumerate(sources, start=1)}
-        with _Prefetch(todo) as prefetch:
+        with _Prefetch(todo, for_copy=connection.vendor == "postgresql") as prefetch:
             for key, source in todo:
                 chunks = prefetch.chunks(key)
                 job.refresh_from_db(fields=["files_done"])
@@ -228,7 +228,43 @@ def _run(job: ImportJob, token: str, ignored: list[str], progress: Callable[[Imp
                         locked.save(update_fields=["errors", "files_done", "updated_at"])
 
 
-_Item = list[ExportPlay | Skip] | BaseException | None
+@dataclass
+class _Chunk:
+    """Up to CHUNK records of one file, sorted out by the parse thread."""
+
+    records: int
+    skipped: Counter[str]
+    plays: list[ExportPlay]
+    # For COPY, when every play names its Spotify id: the plays as COPY text lines of import_staging, the
+    # first play of each track, and the span of their end times.
+    copy_text: str | None = None
+    tracks: dict[str, ExportPlay] = field(default_factory=dict)
+    earliest: datetime | None = None
+    latest: datetime | None = None
+
+
+def _prepare(rows: list[ExportPlay | Skip], *, for_copy: bool) -> _Chunk:
+    skipped: Counter[str] = Counter()
+    plays: list[ExportPlay] = []
+    for row in rows:
+        if type(row) is ExportPlay:
+            plays.append(row)
+        else:
+            skipped[row] += 1  # type: ignore[index]
+    chunk = _Chunk(len(rows), skipped, plays)
+    if for_copy and plays and all(play.track_id for play in plays):
+        # Spotify ids are [0-9A-Za-z]: nothing to escape.
+        chunk.copy_text = "".join(
+            [f"\\N\t{play.track_id}\t{play.played_at.isoformat()}\t{play.ms_played}\texport\t\n" for play in plays]
+        )
+        for play in plays:
+            chunk.tracks.setdefault(play.track_id, play)
+        chunk.earliest = min(play.played_at for play in plays)
+        chunk.latest = max(play.played_at for play in plays)
+    return chunk
+
+
+_Item = _Chunk | BaseException | None
 
 
 class _Prefetch:
@@ -237,8 +273,9 @@ class _Prefetch:
     The queue holds a few chunks at most, so memory stays independent of file sizes. A file's parse error
     reaches the consumer at the same point of that file as a direct parse would raise it."""
 
-    def __init__(self, sources: list[tuple[str, ExportSource]]) -> None:
+    def __init__(self, sources: list[tuple[str, ExportSource]], *, for_copy: bool) -> None:
         self.sources = sources
+        self.for_copy = for_copy
         self.queue: queue.Queue[tuple[str, _Item]] = queue.Queue(maxsize=PREFETCH_CHUNKS)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._parse, name="import-parse", daemon=True)
@@ -269,7 +306,7 @@ class _Prefetch:
                         stream, file=source.name, kind=source.kind, min_ms_played=settings.IMPORT_MIN_MS_PLAYED, now=now
                     )
                     for chunk in _chunks(rows, CHUNK):
-                        if not self._put(key, chunk):
+                        if not self._put(key, _prepare(chunk, for_copy=self.for_copy)):
                             return
             except ExportFileError as exc:
                 if not self._put(key, exc):
@@ -281,7 +318,7 @@ class _Prefetch:
             if not self._put(key, None):
                 return
 
-    def chunks(self, key: str) -> Iterator[list[ExportPlay | Skip]]:
+    def chunks(self, key: str) -> Iterator[_Chunk]:
         """The chunks of file `key`, the next file in order; raises the file's `ExportFileError`."""
         while True:
             got, item = self.queue.get()
@@ -403,8 +440,9 @@ class _PythonWriter:
         self.resolver = _TrackResolver(user_id)
         self.plays: list[NewPlay] = []
 
-    def add_export(self, plays: list[ExportPlay]) -> int:
+    def add_export(self, chunk: "_Chunk") -> int:
         """Stage a chunk of plays; returns how many matched no track with a Spotify id."""
+        plays = chunk.plays
         pks, unresolved = self.resolver.resolve(plays)
         self.plays.extend(
             NewPlay(track_id=pk, played_at=play.played_at, ms_played=play.ms_played, source="export")
@@ -451,7 +489,35 @@ class _CopyWriter:
         self.known = known
         self.staged_keys: set[str] = set()
 
-    def add_export(self, plays: list[ExportPlay]) -> int:
+    def add_export(self, chunk: "_Chunk") -> int:
+        if chunk.copy_text is None:
+            return self._add_plays(chunk.plays)
+        known, staged = self.known.keys, self.staged_keys
+        new_tracks = [
+            self._track_row(track_id, play)
+            for track_id, play in chunk.tracks.items()
+            if track_id not in known and track_id not in staged
+        ]
+        if new_tracks:
+            staged.update(row[0] for row in new_tracks)
+            self.staged.add_tracks(new_tracks)
+        assert chunk.earliest is not None and chunk.latest is not None
+        self.staged.add_export_text(chunk.copy_text, len(chunk.plays), chunk.earliest, chunk.latest)
+        return 0
+
+    @staticmethod
+    def _track_row(track_id: str, play: ExportPlay) -> tuple[str, str, str | None, str, str | None, str]:
+        artist, album = play.artist_name, play.album_name
+        return (
+            track_id,
+            play.track_name or track_id,
+            _name_key(artist) if artist else None,
+            artist,
+            _name_key(artist, album) if album else None,
+            album,
+        )
+
+    def _add_plays(self, plays: list[ExportPlay]) -> int:
         unresolved = 0
         by_name: Iterator[int] = iter(())
         unnamed = [play for play in plays if not play.track_id]
@@ -468,17 +534,7 @@ class _CopyWriter:
                 continue
             if track_id not in known and track_id not in staged:
                 staged.add(track_id)
-                artist, album = play.artist_name, play.album_name
-                new_tracks.append(
-                    (
-                        track_id,
-                        play.track_name or track_id,
-                        _name_key(artist) if artist else None,
-                        artist,
-                        _name_key(artist, album) if album else None,
-                        album,
-                    )
-                )
+                new_tracks.append(self._track_row(track_id, play))
             rows.append((track_id, play.played_at, play.ms_played))
         if new_tracks:
             self.staged.add_tracks(new_tracks)
@@ -502,7 +558,7 @@ def _import_file(
     files_total: int,
     progress: Callable[[ImportProgress], None] | None,
     known: _KnownTracks,
-    chunks: Iterator[list[ExportPlay | Skip]],
+    chunks: Iterator["_Chunk"],
 ) -> None:
     skipped: Counter[str] = Counter()
     records = 0
@@ -513,15 +569,10 @@ def _import_file(
             return  # another process took the job over (this one's claim had expired)
         writer = (_CopyWriter if connection.vendor == "postgresql" else _PythonWriter)(user_id, known)
         for chunk in chunks:
-            records += len(chunk)
-            plays: list[ExportPlay] = []
-            for row in chunk:
-                if type(row) is ExportPlay:
-                    plays.append(row)
-                else:
-                    skipped[row] += 1  # type: ignore[index]
-            if plays:
-                unresolved += writer.add_export(plays)
+            records += chunk.records
+            skipped.update(chunk.skipped)
+            if chunk.plays:
+                unresolved += writer.add_export(chunk)
             if progress:
                 progress(ImportProgress(source.name, number, files_total, records, job.records_done + records))
         result = writer.merge()

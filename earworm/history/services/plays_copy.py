@@ -37,7 +37,7 @@ def _length_sql(ms_played: str, duration: str) -> str:
 # resolved in the merge once the file's provisional tracks exist.
 _CREATE_STAGING = """
 CREATE TEMP TABLE import_staging (
-    seq bigint NOT NULL, track_id bigint, track_key text, played_at timestamptz NOT NULL, ms_played integer,
+    seq bigserial, track_id bigint, track_key text, played_at timestamptz NOT NULL, ms_played integer,
     source varchar(8) NOT NULL, context_uri text NOT NULL
 ) ON COMMIT DROP
 """
@@ -211,14 +211,15 @@ class StagedPlays:
             self.latest = latest
 
     def add(self, plays: Iterable[NewPlay]) -> None:
-        """COPY plays into the staging table; their order is the tie-break for plays ending together."""
+        """COPY plays into the staging table; their order (`seq`, numbered by COPY) is the tie-break for plays
+        ending together."""
         seq = self.count
         earliest, latest = self.earliest, self.latest
         with self._cursor.cursor.copy(  # type: ignore[attr-defined]
-            "COPY import_staging (seq, track_id, played_at, ms_played, source, context_uri) FROM STDIN"
+            "COPY import_staging (track_id, played_at, ms_played, source, context_uri) FROM STDIN"
         ) as copy:
             for play in plays:
-                copy.write_row((seq, play.track_id, play.played_at, play.ms_played, play.source, play.context_uri))
+                copy.write_row((play.track_id, play.played_at, play.ms_played, play.source, play.context_uri))
                 seq += 1
                 if earliest is None or play.played_at < earliest:
                     earliest = play.played_at
@@ -231,22 +232,25 @@ class StagedPlays:
         ms_played)`, in input order (the tie-break for plays ending together)."""
         if not plays:
             return
-        seq = self.count
         lines = []
         for track, played_at, ms_played in plays:
             # Keys are Spotify ids ([0-9A-Za-z]) and pks are ints, so nothing needs COPY escaping.
             if type(track) is int:
-                lines.append(f"{seq}\t{track}\t\\N\t{played_at.isoformat()}\t{ms_played}\texport\t\n")
+                lines.append(f"{track}\t\\N\t{played_at.isoformat()}\t{ms_played}\texport\t\n")
             else:
-                lines.append(f"{seq}\t\\N\t{track}\t{played_at.isoformat()}\t{ms_played}\texport\t\n")
-            seq += 1
-        with self._cursor.cursor.copy(  # type: ignore[attr-defined]
-            "COPY import_staging (seq, track_id, track_key, played_at, ms_played, source, context_uri) FROM STDIN"
-        ) as copy:
-            copy.write("".join(lines))
+                lines.append(f"\\N\t{track}\t{played_at.isoformat()}\t{ms_played}\texport\t\n")
         moments = [play[1] for play in plays]
-        self._span(min(moments), max(moments))
-        self.count = seq
+        self.add_export_text("".join(lines), len(plays), min(moments), max(moments))
+
+    def add_export_text(self, text: str, count: int, earliest: datetime, latest: datetime) -> None:
+        """COPY `count` export plays already formatted as COPY text lines of (track pk, track key, played_at,
+        ms_played, source, context_uri), with the span of their `played_at`."""
+        with self._cursor.cursor.copy(  # type: ignore[attr-defined]
+            "COPY import_staging (track_id, track_key, played_at, ms_played, source, context_uri) FROM STDIN"
+        ) as copy:
+            copy.write(text)
+        self._span(earliest, latest)
+        self.count += count
 
     def add_tracks(self, tracks: Iterable[tuple[str, str, str | None, str, str | None, str]]) -> None:
         """Stage provisional tracks `(key, name, artist key, artist name, album key, album name)` (keys None when
