@@ -206,9 +206,11 @@ def part_week(users: int) -> list[str]:
         settings.SPOTIFY_ACCOUNTS_URL, settings.SPOTIFY_API_URL = emu.accounts_url, emu.api_url
         settings.SPOTIFY_CLIENT_ID, settings.SPOTIFY_CLIENT_SECRET = emu.client_id, emu.client_secret
         settings.SPOTIFY_READ_TIMEOUT = 2.0
+        settings.SPOTIFY_WINDOW_BUDGET = 10_000  # simulated days pass in real seconds
         control = emu.control
         ids = [u["id"] for u in control.users()]
-        control.set_config(allow_list=dict.fromkeys(ids, True))
+        # The frozen clock never rolls Spotify's own window far enough: only the injected faults limit here.
+        control.set_config(allow_list=dict.fromkeys(ids, True), rate_limit=10**7, quota_per_day=10**8)
         accounts = {user: connect(emu, user) for user in ids}
         extreme = ids[0]  # every evening 60 short tracks within one poll interval: more than Spotify keeps
         for kind, share in (("500", 0.03), ("503", 0.02), ("malformed_json", 0.02), ("429", 0.02)):
@@ -222,8 +224,8 @@ def part_week(users: int) -> list[str]:
                 control.inject_fault("quota", "recently-played", count=1, retry_after=52_531)
             if step % 72 == 60:
                 now = control.now_ms()
-                control.play(extreme, [{"track_index": (step * 60 + i) % 20_000, "played_at": now + (i + 1) * 19_000,
-                                        "ms_played": 19_000} for i in range(60)])  # fmt: skip
+                control.play(extreme, [{"track_index": (step * 60 + i) % 20_000, "played_at": now + (i + 1) * 19_000}
+                                       for i in range(60)])  # fmt: skip
             control.advance_clock(poll_minutes * 60)
             for user, account in accounts.items():
                 attempts += run_task(account.pk, emu)
@@ -255,11 +257,13 @@ def part_week(users: int) -> list[str]:
         "",
         f"Week ({datetime.now(UTC):%Y-%m-%d}, {connection.vendor}): {users} listeners polled every 20 min for 7 "
         f"simulated days ({steps} polls each; the emulator's listeners play at their own pace, one of them 60 "
-        f"19-second tracks in 19 minutes every evening); {sum(faults.values())} of {calls} recently-played calls "
-        f"faulted ({', '.join(f'{k}: {v}' for k, v in sorted(faults.items()))}), tokens expiring hourly. "
+        f"tracks ending 19 s apart every evening: more than a 20-minute window holds); "
+        f"{sum(faults.values())} of {calls} recently-played calls faulted "
+        f"({', '.join(f'{k}: {v}' for k, v in sorted(faults.items()))}), tokens expiring hourly. "
         f"Ground truth: **{stored_total:,} plays stored, each exactly once, every play of every window the "
         f"polls saw**; {lost} plays never reached a window (the extreme listener's excess, by design), and "
-        f"**{gaps.count()} gaps recorded**, all on that listener. {attempts} task attempts, {wall:.0f} s wall.",
+        f"**{gaps.count()} gaps recorded** (all on that listener, asserted). {attempts} task attempts, "
+        f"{wall:.0f} s wall.",
     ]
 
 
