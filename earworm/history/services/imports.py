@@ -258,7 +258,8 @@ def _prepare(rows: list[ExportPlay | Skip], *, for_copy: bool) -> _Chunk:
             [f"\\N\t{play.track_id}\t{play.played_at.isoformat()}\t{play.ms_played}\texport\t\n" for play in plays]
         )
         for play in plays:
-            chunk.tracks.setdefault(play.track_id, play)
+            # The names of the chunk's last play of each track, as `_TrackResolver.resolve` takes them.
+            chunk.tracks[play.track_id] = play
         chunk.earliest = min(play.played_at for play in plays)
         chunk.latest = max(play.played_at for play in plays)
     return chunk
@@ -525,7 +526,7 @@ class _CopyWriter:
             pks, unresolved = self.resolver.resolve(unnamed)
             by_name = iter(pks)
         known, staged = self.known.keys, self.staged_keys
-        new_tracks: list[tuple[str, str, str | None, str, str | None, str]] = []
+        new: dict[str, ExportPlay] = {}
         rows: list[tuple[int | str, datetime, int]] = []
         for play in plays:
             track_id = play.track_id
@@ -533,11 +534,11 @@ class _CopyWriter:
                 rows.append((next(by_name), play.played_at, play.ms_played))
                 continue
             if track_id not in known and track_id not in staged:
-                staged.add(track_id)
-                new_tracks.append(self._track_row(track_id, play))
+                new[track_id] = play  # the names of the chunk's last play of the track, as _TrackResolver
             rows.append((track_id, play.played_at, play.ms_played))
-        if new_tracks:
-            self.staged.add_tracks(new_tracks)
+        if new:
+            staged.update(new)
+            self.staged.add_tracks([self._track_row(track_id, play) for track_id, play in new.items()])
         self.staged.add_export(rows)
         return unresolved
 
