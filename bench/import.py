@@ -186,11 +186,10 @@ def _measure_in_process(url: str, baseline_records: int, archive: Path) -> dict:
 
     from earworm.accounts.tests.factories import SpotifyAccountFactory
     from earworm.catalog.models import Track
-    from earworm.history.models import Play
 
     # The statistics refresh the import ends with, run again alone to show its share of the import time (it
     # now replaces the rollups it built, so this slightly overstates it).
-    from earworm.history.models import ImportJob
+    from earworm.history.models import ImportJob, Play
     from earworm.history.services.imports import _refresh_stats
 
     job = ImportJob.objects.get()
