@@ -28,11 +28,17 @@ class TrackRollup(models.Model):
     so a catalog change (enrichment replacing a track's artists) shows at once without a refresh.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database constraint on the rollups' foreign keys (derived data, rebuilt from plays): PostgreSQL would
+    # check each of the ~1.5M rows of a full rebuild at commit. Deletes still cascade through Django's collector.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     grain = models.SmallIntegerField(choices=Grain.choices)
     # First local day of the period (the day itself, the 1st of the month, 1 January; ALL_TIME_START).
     start = models.DateField()
-    track = models.ForeignKey("catalog.Track", on_delete=models.CASCADE, related_name="+", db_index=False)
+    track = models.ForeignKey(
+        "catalog.Track", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     plays = models.PositiveIntegerField()
     # ms_played where known, else the track's duration (API plays do not say how long they lasted).
     ms_played = models.BigIntegerField()
@@ -58,7 +64,9 @@ class HourRollup(models.Model):
     Day rows have one weekday; month and year rows sum days. Totals, the timeline and the heatmap read it.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     grain = models.SmallIntegerField(choices=Grain.choices)
     start = models.DateField()
     # 0 = Monday … 6 = Sunday, local time.

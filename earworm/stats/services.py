@@ -170,13 +170,14 @@ def _rebuild_days(cursor, user_id: int, zone: ZoneInfo, day_lo: date | None, day
     plays_from = f"FROM {Play._meta.db_table} p JOIN {Track._meta.db_table} t ON t.id = p.track_id WHERE p.user_id = %s"
     cursor.execute(
         f"INSERT INTO {TrackRollup._meta.db_table} (user_id, grain, start, track_id, plays, ms_played) "
-        f"SELECT %s, %s, {day_sql}, p.track_id, COUNT(*), {ms_sql} {plays_from}{play_where} GROUP BY 3, 4",
+        f"SELECT %s, %s, {day_sql}, p.track_id, COUNT(*), {ms_sql} {plays_from}{play_where} "
+        "GROUP BY 3, 4 ORDER BY 3, 4",
         [user_id, int(Grain.DAY), tz_name, *play_params],
     )
     cursor.execute(
         f"INSERT INTO {HourRollup._meta.db_table} (user_id, grain, start, weekday, hour, plays, ms_played) "
         f"SELECT %s, %s, {day_sql}, {weekday_sql}, {hour_sql}, COUNT(*), {ms_sql} {plays_from}{play_where} "
-        "GROUP BY 3, 4, 5",
+        "GROUP BY 3, 4, 5 ORDER BY 3, 4, 5",
         [user_id, int(Grain.DAY), tz_name, tz_name, tz_name, *play_params],
     )
 
@@ -216,7 +217,7 @@ def _rebuild_coarser(
         cursor.execute(
             f"INSERT INTO {table} (user_id, grain, start, {keys}, plays, ms_played) "
             f"SELECT %s, %s, {period_sql}, {keys}, SUM(plays), SUM(ms_played) FROM {table} "
-            f"WHERE user_id = %s AND grain = %s{where} GROUP BY {group}",
+            f"WHERE user_id = %s AND grain = %s{where} GROUP BY {group} ORDER BY {group}",
             params,
         )
 
@@ -231,7 +232,7 @@ def _rebuild_all_time(cursor, user_id: int, track_ids: list[int] | None) -> None
     head = [user_id, int(Grain.ALL), _d(date.fromisoformat(ALL_TIME_START)), user_id, int(Grain.YEAR)]
     if track_ids is None:
         cursor.execute(f"DELETE FROM {table} WHERE user_id = %s AND grain = %s", [user_id, int(Grain.ALL)])
-        cursor.execute(insert + " GROUP BY track_id", head)
+        cursor.execute(insert + " GROUP BY track_id ORDER BY track_id", head)
         return
     for chunk in _chunks(track_ids):
         marks = ", ".join(["%s"] * len(chunk))
