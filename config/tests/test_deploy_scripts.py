@@ -223,6 +223,9 @@ def test_scheduler_is_the_consumer_with_periodic_tasks_and_stops_on_sigterm(depl
     scheduler = Service("scheduler", deploy_env, tmp_path / "scheduler.log")
     try:
         scheduler.wait_for_output("Periodic tasks are enabled.")
+        # Huey installs its signal handlers only after it has logged this and started its threads; a
+        # SIGTERM in that instant would kill it before it can shut down gracefully.
+        time.sleep(1)
         code, _ = scheduler.terminate(timeout=30)
         assert code == 0, scheduler.output()
     finally:
