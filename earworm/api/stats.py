@@ -3,6 +3,7 @@
 Every handler reads rollups of the authenticated user only (SECURITY.md AP-2).
 """
 
+from collections.abc import Callable
 from datetime import date, datetime
 
 from django.http import HttpRequest, HttpResponse
@@ -129,36 +130,32 @@ def _no_store(response: HttpResponse) -> None:
     response["Cache-Control"] = "no-store"
 
 
-@router.get("/stats/top-artists", response=TopArtistsOut, summary="Your most played artists")
-def stats_top_artists(request: HttpRequest, response: HttpResponse, query: Query[StatsQuery]) -> dict:
+def _top(request: HttpRequest, response: HttpResponse, query: StatsQuery, selector: Callable[..., list]) -> dict:
+    """One top list in the DESIGN.md §4 shape: the range it covers and its items."""
     _no_store(response)
     date_range = parse_range(request, query.range)
-    items = selectors.stats_top_artists(user_id=request.auth.pk, date_range=date_range, limit=query.limit)  # type: ignore[attr-defined]
+    items = selector(user_id=request.auth.pk, date_range=date_range, limit=query.limit)  # type: ignore[attr-defined]
     return {"range": range_out(date_range), "items": items}
+
+
+@router.get("/stats/top-artists", response=TopArtistsOut, summary="Your most played artists")
+def stats_top_artists(request: HttpRequest, response: HttpResponse, query: Query[StatsQuery]) -> dict:
+    return _top(request, response, query, selectors.stats_top_artists)
 
 
 @router.get("/stats/top-tracks", response=TopTracksOut, summary="Your most played tracks")
 def stats_top_tracks(request: HttpRequest, response: HttpResponse, query: Query[StatsQuery]) -> dict:
-    _no_store(response)
-    date_range = parse_range(request, query.range)
-    items = selectors.stats_top_tracks(user_id=request.auth.pk, date_range=date_range, limit=query.limit)  # type: ignore[attr-defined]
-    return {"range": range_out(date_range), "items": items}
+    return _top(request, response, query, selectors.stats_top_tracks)
 
 
 @router.get("/stats/top-albums", response=TopAlbumsOut, summary="Your most played albums")
 def stats_top_albums(request: HttpRequest, response: HttpResponse, query: Query[StatsQuery]) -> dict:
-    _no_store(response)
-    date_range = parse_range(request, query.range)
-    items = selectors.stats_top_albums(user_id=request.auth.pk, date_range=date_range, limit=query.limit)  # type: ignore[attr-defined]
-    return {"range": range_out(date_range), "items": items}
+    return _top(request, response, query, selectors.stats_top_albums)
 
 
 @router.get("/stats/top-genres", response=TopGenresOut, summary="Your most played genres")
 def stats_top_genres(request: HttpRequest, response: HttpResponse, query: Query[StatsQuery]) -> dict:
-    _no_store(response)
-    date_range = parse_range(request, query.range)
-    items = selectors.stats_top_genres(user_id=request.auth.pk, date_range=date_range, limit=query.limit)  # type: ignore[attr-defined]
-    return {"range": range_out(date_range), "items": items}
+    return _top(request, response, query, selectors.stats_top_genres)
 
 
 class RangeQuery(Schema):
