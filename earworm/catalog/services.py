@@ -3,7 +3,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -266,22 +266,38 @@ def _fetch(
 
 
 def _enrich_artists(client: "SpotifyClient", result: EnrichResult, max_requests: int) -> None:
+    def next_rows(limit: int) -> dict[str, int]:
+        ids = _artists_to_enrich().order_by("pk").values_list("spotify_id", "pk")[:limit]
+        return {spotify_id: pk for spotify_id, pk in ids if spotify_id}
+
+    _enrich_in_chunks(
+        client, result, max_requests, next_rows=next_rows, one=client.artist, many=client.artists, store=_store_artists
+    )
+
+
+def _enrich_in_chunks(
+    client: "SpotifyClient",
+    result: EnrichResult,
+    max_requests: int,
+    *,
+    next_rows: Callable[[int], dict[str, int]],
+    one: Callable[[str], Any],
+    many: Callable[[list[str]], list[Any]],
+    store: Callable[[dict[str, int], dict[str, Any], EnrichResult], None],
+) -> None:
+    """Fetch the rows `next_rows` picks, chunk by chunk, until the request cap; what was fetched before a
+    failure (a 429 mid-chunk) is stored before the error propagates."""
     per_call = MAX_BATCH_IDS if settings.SPOTIFY_BATCH_ENDPOINTS else 1
     while client.calls_made < max_requests:
-        limit = min(ENRICH_CHUNK * per_call, (max_requests - client.calls_made) * per_call)
-        rows: dict[str, int] = {
-            spotify_id: pk
-            for spotify_id, pk in _artists_to_enrich().order_by("pk").values_list("spotify_id", "pk")[:limit]
-            if spotify_id
-        }
+        rows = next_rows(min(ENRICH_CHUNK * per_call, (max_requests - client.calls_made) * per_call))
         if not rows:
             return
         try:
-            fetched = _fetch(client, list(rows), one=client.artist, many=client.artists, max_requests=max_requests)
+            fetched = _fetch(client, list(rows), one=one, many=many, max_requests=max_requests)
         except SpotifyError as exc:
-            _store_artists(rows, getattr(exc, "fetched", {}), result)
+            store(rows, getattr(exc, "fetched", {}), result)
             raise
-        _store_artists(rows, fetched, result)
+        store(rows, fetched, result)
 
 
 def _store_artists(rows: dict[str, int], fetched: dict[str, ArtistData | None], result: EnrichResult) -> None:
@@ -327,21 +343,13 @@ def _store_artists(rows: dict[str, int], fetched: dict[str, ArtistData | None], 
 
 
 def _enrich_tracks(client: "SpotifyClient", result: EnrichResult, max_requests: int) -> None:
-    per_call = MAX_BATCH_IDS if settings.SPOTIFY_BATCH_ENDPOINTS else 1
-    while client.calls_made < max_requests:
-        limit = min(ENRICH_CHUNK * per_call, (max_requests - client.calls_made) * per_call)
+    def next_rows(limit: int) -> dict[str, int]:
         most_played = _tracks_to_enrich().annotate(play_count=Count("plays")).order_by("-play_count", "pk")
-        rows: dict[str, int] = {
-            spotify_id: pk for spotify_id, pk in most_played.values_list("spotify_id", "pk")[:limit] if spotify_id
-        }
-        if not rows:
-            return
-        try:
-            fetched = _fetch(client, list(rows), one=client.track, many=client.tracks, max_requests=max_requests)
-        except SpotifyError as exc:
-            _store_tracks(rows, getattr(exc, "fetched", {}), result)
-            raise
-        _store_tracks(rows, fetched, result)
+        return {spotify_id: pk for spotify_id, pk in most_played.values_list("spotify_id", "pk")[:limit] if spotify_id}
+
+    _enrich_in_chunks(
+        client, result, max_requests, next_rows=next_rows, one=client.track, many=client.tracks, store=_store_tracks
+    )
 
 
 def _store_tracks(rows: dict[str, int], fetched: dict[str, TrackData | None], result: EnrichResult) -> None:
