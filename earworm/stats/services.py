@@ -13,6 +13,7 @@ from django.utils import timezone
 from earworm.accounts.models import User
 from earworm.catalog.models import Track
 from earworm.history.models import Play
+from earworm.history.services.plays import plays_user_lock
 from earworm.stats.models import ALL_TIME_START, Grain, HourRollup, RollupState, TrackRollup
 
 # IN lists are split so neither database meets its parameter limit.
@@ -92,9 +93,8 @@ def stats_rollups_refresh(*, user_id: int, start: datetime | None = None, end: d
     if day_lo is not None and day_hi is not None and day_lo > day_hi:
         return
     with transaction.atomic(), connection.cursor() as cursor:
-        if _is_postgres():
-            # Two refreshes of one user (a sync and an import) would otherwise race on the same keys.
-            cursor.execute(f"SELECT id FROM {User._meta.db_table} WHERE id = %s FOR UPDATE", [user_id])
+        # Two refreshes of one user (a sync and an import) would otherwise race on the same keys.
+        plays_user_lock(user_id=user_id)
         full = day_lo is None and day_hi is None
         tracks_before = set() if full else _tracks_in_days(cursor, user_id, day_lo, day_hi)
         _rebuild_days(cursor, user_id, zone, day_lo, day_hi)
@@ -265,6 +265,7 @@ def user_data_delete(*, user_id: int) -> None:
     Rollups and plays go first in bulk statements, so a long history is not loaded into memory.
     """
     with transaction.atomic():
+        plays_user_lock(user_id=user_id)  # before the plays go: a running sync or import finishes first
         TrackRollup.objects.filter(user_id=user_id).delete()
         HourRollup.objects.filter(user_id=user_id).delete()
         Play.objects.filter(user_id=user_id).delete()

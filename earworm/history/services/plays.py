@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 
+from earworm.accounts.models import User
 from earworm.catalog.models import Track
 from earworm.history.models import Play
 
@@ -61,6 +62,25 @@ def listen_length(*, ms_played: int | None, duration_ms: int | None) -> timedelt
     return UNKNOWN_LENGTH
 
 
+def plays_user_lock(*, user_id: int) -> None:
+    """Lock the user's row until the caller's transaction ends: one writer of a user's plays at a time.
+
+    Every writer of plays takes it before reading the stored plays it compares with, so a sync and an import
+    of the same user cannot both insert the same listen, and a user cannot be deleted while plays are being
+    added (plays have no database foreign key, see `Play`; deleting a user takes the same lock first).
+    `stats_rollups_refresh` takes it too. SQLite needs no lock: it runs one writing transaction at a time.
+    Raises `User.DoesNotExist` when the user is gone.
+    """
+    if connection.vendor != "postgresql":
+        if not User.objects.filter(pk=user_id).exists():
+            raise User.DoesNotExist(f"User {user_id} does not exist.")
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {User._meta.db_table} WHERE id = %s FOR UPDATE", [user_id])  # noqa: S608
+        if cursor.fetchone() is None:
+            raise User.DoesNotExist(f"User {user_id} does not exist.")
+
+
 def history_plays_store(*, user_id: int, plays: Sequence[NewPlay]) -> StoreResult:
     """Store new plays of one user, dropping any that overlap a stored play or an earlier one in `plays`.
 
@@ -70,6 +90,12 @@ def history_plays_store(*, user_id: int, plays: Sequence[NewPlay]) -> StoreResul
     """
     if not plays:
         return StoreResult(inserted=0, duplicates=0, earliest=None, latest=None)
+    with transaction.atomic():
+        plays_user_lock(user_id=user_id)
+        return _store(user_id, plays)
+
+
+def _store(user_id: int, plays: Sequence[NewPlay]) -> StoreResult:
     durations = dict(Track.objects.filter(pk__in={play.track_id for play in plays}).values_list("pk", "duration_ms"))
 
     def interval(track_id: int, played_at: datetime, ms_played: int | None) -> tuple[datetime, datetime]:
@@ -110,11 +136,10 @@ def history_plays_store(*, user_id: int, plays: Sequence[NewPlay]) -> StoreResul
         )
 
     in_span = Play.objects.filter(user_id=user_id, played_at__range=(earliest, latest))
-    with transaction.atomic():
-        before = in_span.count()
-        # The unique key still guards against a concurrent writer between the read above and this insert.
-        Play.objects.bulk_create(kept, ignore_conflicts=True, batch_size=INSERT_BATCH_SIZE)
-        inserted = in_span.count() - before
+    before = in_span.count()
+    # Conflicts: two very short listens (under OVERLAP_TOLERANCE) of one track ending at the same moment.
+    Play.objects.bulk_create(kept, ignore_conflicts=True, batch_size=INSERT_BATCH_SIZE)
+    inserted = in_span.count() - before
     return StoreResult(inserted=inserted, duplicates=len(plays) - inserted, earliest=earliest, latest=latest)
 
 

@@ -19,7 +19,14 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from earworm.history.services.plays import MAX_LENGTH, OVERLAP_TOLERANCE, UNKNOWN_LENGTH, NewPlay, StoreResult
+from earworm.history.services.plays import (
+    MAX_LENGTH,
+    OVERLAP_TOLERANCE,
+    UNKNOWN_LENGTH,
+    NewPlay,
+    StoreResult,
+    plays_user_lock,
+)
 
 _MAX_MS = int(MAX_LENGTH.total_seconds() * 1000)
 _UNKNOWN_MS = int(UNKNOWN_LENGTH.total_seconds() * 1000)
@@ -278,6 +285,7 @@ class StagedPlays:
             cursor.execute("DROP TABLE import_staging")
             return StoreResult(inserted=0, duplicates=0, earliest=None, latest=None)
         assert self.earliest is not None and self.latest is not None
+        plays_user_lock(user_id=self.user_id)
         params: dict[str, Any] = {
             "user_id": self.user_id,
             "low": self.earliest - MAX_LENGTH,
