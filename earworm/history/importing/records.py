@@ -5,6 +5,12 @@ Formats (`spotify/FACTS.md` §5): the extended streaming history (`Streaming_His
 track URI) and the basic account data (`StreamingHistory*.json`, `StreamingHistory_music_*.json`; no URI,
 `endTime` to the minute). Basic podcast and audiobook files are recognised and counted, never stored.
 Only the fields Earworm uses are kept; IP addresses, user agents and user names are dropped here (UP-4).
+
+Extended files take the fast path of `jsonstream.iter_converted_records`: msgspec decodes each record
+into `_ExtendedRecord` (only the fields `_extended` reads, typed as `_extended` demands them: `ts` a string,
+`ms_played` an integer and not a bool, the rest strings or null), and `_extended_batch` applies the same
+checks through the same helpers. Where a record would fail anything, the reference path (`_extended` on
+the dict from `iter_json_records`) takes over and gives the exact rows or error.
 """
 
 import enum
@@ -13,8 +19,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, NamedTuple
 
+import msgspec
+
 from earworm.history.importing.errors import ExportFileError
-from earworm.history.importing.jsonstream import iter_json_records
+from earworm.history.importing.jsonstream import iter_converted_records, iter_json_records
 
 EARLIEST = datetime(2006, 1, 1, tzinfo=UTC)  # Spotify was founded in 2006.
 # A clock a little ahead of the server's is not an error; a play dated tomorrow is.
@@ -83,6 +91,7 @@ def kind_from_keys(record: dict[str, Any]) -> FileKind | None:
 
 
 _TRACK_ID = re.compile(r"[0-9A-Za-z]{1,64}")
+_TRACK_ID_CACHE = 50_000
 _BASIC_END_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?")
 
 
@@ -92,6 +101,8 @@ class _Validator:
     def __init__(self, file: str, now: datetime) -> None:
         self.file = file
         self.latest = now + FUTURE_TOLERANCE
+        # Most plays are of tracks played before: their URIs need no second look.
+        self.track_ids: dict[str, str] = {}
 
     def fail(self, index: int, message: str) -> ExportFileError:
         return ExportFileError(message, file=self.file, index=index)
@@ -104,8 +115,7 @@ class _Validator:
             raise self.fail(index, f"`{key}` must be a string or null, not {type(value).__name__}.")
         return value
 
-    def ms_played(self, record: dict[str, Any], key: str, index: int) -> int:
-        value = record.get(key)
+    def ms_played(self, value: Any, key: str, index: int) -> int:
         if type(value) is not int:
             raise self.fail(index, f"`{key}` must be an integer, not {_type_name(value)}.")
         if value < 0:
@@ -121,8 +131,7 @@ class _Validator:
             raise self.fail(index, f"`{key}` {raw!r} is in the future.")
         return value
 
-    def ts(self, record: dict[str, Any], index: int) -> datetime:
-        raw = record.get("ts")
+    def ts(self, raw: Any, index: int) -> datetime:
         if type(raw) is not str:
             raise self.fail(index, f"`ts` must be a string, not {_type_name(raw)}.")
         try:
@@ -131,7 +140,25 @@ class _Validator:
             raise self.fail(index, f"`ts` {raw[:40]!r} is not an ISO 8601 time.") from None
         if value.tzinfo is None:
             raise self.fail(index, f"`ts` {raw[:40]!r} has no time zone.")
-        return self.instant(value.astimezone(UTC), "ts", raw, index)
+        value = value.astimezone(UTC)
+        if EARLIEST <= value <= self.latest:
+            return value
+        return self.instant(value, "ts", raw, index)
+
+    def track_id(self, uri: str, index: int) -> str:
+        """The Spotify id in a track URI; "" for no URI or a local file."""
+        track_id = self.track_ids.get(uri)
+        if track_id is not None:
+            return track_id
+        if uri.startswith("spotify:track:") and _TRACK_ID.fullmatch(uri, 14):
+            track_id = uri[14:]
+        elif uri and not uri.startswith("spotify:local:"):
+            raise self.fail(index, f"`spotify_track_uri` {uri[:80]!r} is not a Spotify track URI.")
+        else:
+            track_id = ""
+        if len(self.track_ids) < _TRACK_ID_CACHE:
+            self.track_ids[uri] = track_id
+        return track_id
 
     def end_time(self, record: dict[str, Any], index: int) -> datetime:
         raw = record.get("endTime")
@@ -158,14 +185,31 @@ def iter_export_rows(
     min_ms_played: int,
     now: datetime,
     max_records: int = DEFAULT_MAX_RECORDS,
+    fast: bool = True,
+    chunk_bytes: int | None = None,
+    max_record_chars: int | None = None,
 ) -> Iterator[ExportPlay | Skip]:
     """Yield an `ExportPlay` or a `Skip` reason for every record of one export file, in file order.
 
     `kind` None means the file name did not say; the first record's keys decide. Raises `ExportFileError`
-    at the first bad record; callers write nothing from a file until it has been read to the end.
+    at the first bad record; callers write nothing from a file until it has been read to the end. `fast`
+    False keeps an extended file off the fast path (same result, for tests); `chunk_bytes` and
+    `max_record_chars` are the stream limits of `jsonstream`.
     """
     check = _Validator(file, now)
-    for index, record in enumerate(iter_json_records(stream, file=file, max_records=max_records)):
+    limits = {"chunk_bytes": chunk_bytes, "max_record_chars": max_record_chars}
+    if kind is FileKind.EXTENDED and fast:
+        yield from iter_converted_records(
+            stream,
+            file=file,
+            max_records=max_records,
+            decoder=_EXTENDED_DECODER,
+            convert_batch=lambda records, first: _extended_batch(records, first, check, min_ms_played),
+            convert_record=lambda record, index: _extended(record, index, check, min_ms_played),
+            **limits,
+        )
+        return
+    for index, record in enumerate(iter_json_records(stream, file=file, max_records=max_records, **limits)):
         if kind is None:
             kind = kind_from_keys(record)
             if kind is None:
@@ -178,24 +222,19 @@ def iter_export_rows(
             yield _basic_music(record, index, check, min_ms_played)
         else:
             check.end_time(record, index)
-            check.ms_played(record, "msPlayed", index)
+            check.ms_played(record.get("msPlayed"), "msPlayed", index)
             yield Skip.EPISODE if kind is FileKind.BASIC_PODCAST else Skip.AUDIOBOOK
 
 
 def _extended(record: dict[str, Any], index: int, check: _Validator, min_ms_played: int) -> ExportPlay | Skip:
-    played_at = check.ts(record, index)
-    ms_played = check.ms_played(record, "ms_played", index)
+    played_at = check.ts(record.get("ts"), index)
+    ms_played = check.ms_played(record.get("ms_played"), "ms_played", index)
     text = check.text
     uri = text(record, "spotify_track_uri", index)
     track_name = text(record, "master_metadata_track_name", index)
     artist_name = text(record, "master_metadata_album_artist_name", index)
     album_name = text(record, "master_metadata_album_album_name", index)
-    track_id = ""
-    if uri:
-        if uri.startswith("spotify:track:") and _TRACK_ID.fullmatch(uri, 14):
-            track_id = uri[14:]
-        elif not uri.startswith("spotify:local:"):
-            raise check.fail(index, f"`spotify_track_uri` {uri[:80]!r} is not a Spotify track URI.")
+    track_id = check.track_id(uri, index)
     if not track_id:
         # Every other kind: the content fields decide (and must have the right types).
         episode = text(record, "spotify_episode_uri", index) or text(record, "episode_name", index)
@@ -204,16 +243,85 @@ def _extended(record: dict[str, Any], index: int, check: _Validator, min_ms_play
         audiobook = (
             audiobook or text(record, "audiobook_title", index) or text(record, "audiobook_chapter_title", index)
         )
-        if episode:
-            return Skip.EPISODE
-        if audiobook:
-            return Skip.AUDIOBOOK
-        if not track_name:
-            return Skip.NO_CONTENT
-        # A local file, or a track without a URI: found by its names like a basic-format record.
+        skip = _content_skip(episode, audiobook, track_name)
+        if skip is not None:
+            return skip
     if ms_played < min_ms_played:
         return Skip.SHORT_PLAY
     return ExportPlay(played_at, ms_played, track_id, track_name, artist_name, album_name)
+
+
+def _content_skip(episode: str | None, audiobook: str | None, track_name: str) -> Skip | None:
+    """Why a record without a Spotify track id is not a play, or None for a local file or a track found by
+    its names like a basic-format record."""
+    if episode:
+        return Skip.EPISODE
+    if audiobook:
+        return Skip.AUDIOBOOK
+    if not track_name:
+        return Skip.NO_CONTENT
+    return None
+
+
+class _ExtendedRecord(msgspec.Struct, gc=False):
+    """The fields `_extended` reads, with the types it accepts; msgspec skips the others."""
+
+    ts: str
+    ms_played: int
+    spotify_track_uri: str | None = None
+    master_metadata_track_name: str | None = None
+    master_metadata_album_artist_name: str | None = None
+    master_metadata_album_album_name: str | None = None
+    spotify_episode_uri: str | None = None
+    episode_name: str | None = None
+    episode_show_name: str | None = None
+    audiobook_uri: str | None = None
+    audiobook_chapter_uri: str | None = None
+    audiobook_title: str | None = None
+    audiobook_chapter_title: str | None = None
+
+
+_EXTENDED_DECODER = msgspec.json.Decoder(list[_ExtendedRecord])
+
+
+def _extended_batch(
+    records: list[_ExtendedRecord], first: int, check: _Validator, min_ms_played: int
+) -> list[ExportPlay | Skip]:
+    """`_extended` for decoded records (whose types msgspec has checked), raising where it would raise."""
+    rows: list[ExportPlay | Skip] = []
+    append = rows.append
+    ts, ms_played_of, track_id_of = check.ts, check.ms_played, check.track_id
+    for index, record in enumerate(records, first):
+        played_at = ts(record.ts, index)
+        ms_played = ms_played_of(record.ms_played, "ms_played", index)
+        track_id = track_id_of(record.spotify_track_uri or "", index)
+        track_name = record.master_metadata_track_name or ""
+        if not track_id:
+            skip = _content_skip(
+                record.spotify_episode_uri or record.episode_name or record.episode_show_name,
+                record.audiobook_uri
+                or record.audiobook_chapter_uri
+                or record.audiobook_title
+                or record.audiobook_chapter_title,
+                track_name,
+            )
+            if skip is not None:
+                append(skip)
+                continue
+        if ms_played < min_ms_played:
+            append(Skip.SHORT_PLAY)
+            continue
+        append(
+            ExportPlay(
+                played_at,
+                ms_played,
+                track_id,
+                track_name,
+                record.master_metadata_album_artist_name or "",
+                record.master_metadata_album_album_name or "",
+            )
+        )
+    return rows
 
 
 UNKNOWN_ARTIST = "Unknown Artist"
@@ -222,7 +330,7 @@ UNKNOWN_TRACK = "Unknown Track"
 
 def _basic_music(record: dict[str, Any], index: int, check: _Validator, min_ms_played: int) -> ExportPlay | Skip:
     played_at = check.end_time(record, index)
-    ms_played = check.ms_played(record, "msPlayed", index)
+    ms_played = check.ms_played(record.get("msPlayed"), "msPlayed", index)
     artist_name = check.text(record, "artistName", index)
     track_name = check.text(record, "trackName", index)
     if not track_name or track_name == UNKNOWN_TRACK or artist_name == UNKNOWN_ARTIST:
