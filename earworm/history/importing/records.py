@@ -290,6 +290,7 @@ def _extended_batch(
     """`_extended` for decoded records (whose types msgspec has checked), raising where it would raise."""
     rows: list[ExportPlay | Skip] = []
     append = rows.append
+    new_tuple = tuple.__new__
     ts, ms_played_of, track_id_of = check.ts, check.ms_played, check.track_id
     for index, record in enumerate(records, first):
         played_at = ts(record.ts, index)
@@ -311,16 +312,10 @@ def _extended_batch(
         if ms_played < min_ms_played:
             append(Skip.SHORT_PLAY)
             continue
-        append(
-            ExportPlay(
-                played_at,
-                ms_played,
-                track_id,
-                track_name,
-                record.master_metadata_album_artist_name or "",
-                record.master_metadata_album_album_name or "",
-            )
-        )
+        artist_name = record.master_metadata_album_artist_name or ""
+        album_name = record.master_metadata_album_album_name or ""
+        # tuple.__new__ is what NamedTuple._make uses; the generated __new__ is a Python call per row.
+        append(new_tuple(ExportPlay, (played_at, ms_played, track_id, track_name, artist_name, album_name)))
     return rows
 
 
