@@ -156,7 +156,7 @@ class _Validator:
             raise self.fail(index, f"`spotify_track_uri` {uri[:80]!r} is not a Spotify track URI.")
         else:
             track_id = ""
-        if len(self.track_ids) < _TRACK_ID_CACHE:
+        if len(uri) <= 80 and len(self.track_ids) < _TRACK_ID_CACHE:  # bounded memory whatever the file
             self.track_ids[uri] = track_id
         return track_id
 
