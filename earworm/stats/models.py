@@ -1,9 +1,10 @@
 """Rollups of plays, so statistics never scan the Play table on a page view (docs/stats.md).
 
-Each rollup row covers one *period* of the user's local calendar at one *grain*: a day, a month, a year,
-or (track rollups only) all time. A range of days is answered by the fewest periods that tile it: whole
-years, then whole months, then single days. Rows are derived data: `stats_rollups_refresh` deletes and
-rebuilds them from plays, and nothing else writes them.
+Each rollup row covers one *period* of the user's local calendar at one *grain*: a day (hour rollups only),
+a month, a year, or (track rollups only) all time. A range of days is answered by the fewest periods that
+tile it: whole years, then whole months, then single days, which track statistics read from the plays
+(a track rollup row per track and day would be about one per play). Rows are derived data:
+`stats_rollups_refresh` rebuilds them from plays, and nothing else writes them.
 """
 
 from django.conf import settings

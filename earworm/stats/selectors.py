@@ -1,4 +1,5 @@
-"""Reads of statistics, all from the rollups (docs/stats.md); no query here scans the Play table by range."""
+"""Reads of statistics from the rollups (docs/stats.md); the Play table is read only for the few days at the ends
+of a range that no whole month covers, by track."""
 
 # ruff: noqa: S608  (SQL here interpolates only table names, fixed snippets and %s placeholders)
 
@@ -14,11 +15,12 @@ from django.core.cache import cache
 from django.db import connection, models
 from django.utils import timezone
 
+from earworm.accounts.models import User
 from earworm.catalog.models import Album, Artist, ArtistGenre, Genre, Track, TrackArtist
 from earworm.core.exceptions import ApplicationError
 from earworm.history.models import Play
 from earworm.stats.models import Grain, HourRollup, RollupState, TrackRollup
-from earworm.stats.services import user_zone
+from earworm.stats.services import PLAY_MS_SQL, local_parts_sql, plays_in_days_sql, user_zone
 
 T = TypeVar("T")
 RANGE_HELP = "Use 4w, 6m, 12m, all, a year such as 2024, or FROM..TO such as 2024-01-01..2024-03-31."
@@ -214,15 +216,42 @@ def _hour_tiles(date_range: DateRange, *, max_grain: Grain = Grain.YEAR) -> list
     return range_tiles(first, last, max_grain=max_grain)
 
 
-def _per_track(date_range: DateRange, params: list, extra: str = "") -> str:
+def track_rows_sql(user_id: int, tiles: list[Tile], params: list) -> str:
+    """A `FROM` item `r(grain, start, track_id, plays, ms_played)` over the user's plays in `tiles`.
+
+    Month, year and all-time tiles read the track rollup; day tiles read the plays themselves, one row each
+    (the track rollup has no day rows: one per track and day is about one per play). A range has at most two
+    day tiles, the days before its first whole month and after its last.
+    """
+    coarse = [tile for tile in tiles if tile[0] != Grain.DAY]
+    days = [tile for tile in tiles if tile[0] == Grain.DAY]
+    parts = []
+    if coarse or not days:
+        params.append(user_id)
+        where = _tiles_sql(coarse, params)
+        parts.append(
+            f"SELECT r.grain, r.start, r.track_id, r.plays, r.ms_played FROM {TR} r WHERE r.user_id = %s{where}"
+        )
+    if days:
+        zone = user_zone(User.objects.filter(pk=user_id).values_list("time_zone", flat=True).first() or "UTC")
+        day_sql = local_parts_sql()[0]
+        for _grain, lo, hi in days:
+            params += [zone.key, user_id]
+            plays = plays_in_days_sql(zone, lo, hi, params)
+            parts.append(
+                f"SELECT 0 AS grain, {day_sql} AS start, p.track_id, 1 AS plays, {PLAY_MS_SQL} AS ms_played {plays}"
+            )
+    return "(" + " UNION ALL ".join(parts) + ") r"
+
+
+def _per_track(user_id: int, date_range: DateRange, params: list) -> str:
     """A subquery `x(track_id, plays, ms_played)`: one row per track played in the range.
 
     Aggregating per track before joining the catalog makes the joins as small as the user's distinct tracks.
     """
-    where = _tiles_sql(_track_tiles(date_range), params)
+    rows = track_rows_sql(user_id, _track_tiles(date_range), params)
     return (
-        f"(SELECT r.track_id, SUM(r.plays) AS plays, SUM(r.ms_played) AS ms_played FROM {TR} r "
-        f"WHERE r.user_id = %s{where}{extra} GROUP BY r.track_id) x"
+        f"(SELECT r.track_id, SUM(r.plays) AS plays, SUM(r.ms_played) AS ms_played FROM {rows} GROUP BY r.track_id) x"
     )
 
 
@@ -244,8 +273,9 @@ def stats_top_tracks(
     *, user_id: int, date_range: DateRange, limit: int = 10, artist_id: int | None = None, album_id: int | None = None
 ) -> list[dict[str, Any]]:
     """Most played tracks: plays, then listening time."""
-    params: list = [user_id]
-    where = _tiles_sql(_track_tiles(date_range), params)
+    params: list = []
+    rows_sql = track_rows_sql(user_id, _track_tiles(date_range), params)
+    where = ""
     if artist_id is not None:
         where += f" AND r.track_id IN (SELECT track_id FROM {TA} WHERE artist_id = %s)"
         params.append(artist_id)
@@ -253,7 +283,7 @@ def stats_top_tracks(
         where += f" AND r.track_id IN (SELECT id FROM {TRACK} WHERE album_id = %s)"
         params.append(album_id)
     rows = _rows(
-        f"SELECT r.track_id, SUM(r.plays), SUM(r.ms_played) FROM {TR} r WHERE r.user_id = %s{where} "
+        f"SELECT r.track_id, SUM(r.plays), SUM(r.ms_played) FROM {rows_sql} WHERE 1 = 1{where} "
         "GROUP BY r.track_id ORDER BY 2 DESC, 3 DESC, 1 LIMIT %s",
         [*params, _limit(limit)],
     )
@@ -307,8 +337,8 @@ def _artists_of(track_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
 @cached
 def stats_top_artists(*, user_id: int, date_range: DateRange, limit: int = 10) -> list[dict[str, Any]]:
     """Most played artists. A play counts for every artist credited on its track."""
-    params: list = [user_id]
-    per_track = _per_track(date_range, params)
+    params: list = []
+    per_track = _per_track(user_id, date_range, params)
     rows = _rows(
         f"SELECT ta.artist_id, SUM(x.plays), SUM(x.ms_played) FROM {per_track} "
         f"JOIN {TA} ta ON ta.track_id = x.track_id "
@@ -331,8 +361,8 @@ def stats_top_artists(*, user_id: int, date_range: DateRange, limit: int = 10) -
 
 @cached
 def stats_top_albums(*, user_id: int, date_range: DateRange, limit: int = 10) -> list[dict[str, Any]]:
-    params: list = [user_id]
-    per_track = _per_track(date_range, params)
+    params: list = []
+    per_track = _per_track(user_id, date_range, params)
     rows = _rows(
         f"SELECT t.album_id, SUM(x.plays), SUM(x.ms_played) FROM {per_track} JOIN {TRACK} t ON t.id = x.track_id "
         "WHERE t.album_id IS NOT NULL GROUP BY t.album_id ORDER BY 2 DESC, 3 DESC, 1 LIMIT %s",
@@ -373,8 +403,8 @@ def _album_artists(album_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
 @cached
 def stats_top_genres(*, user_id: int, date_range: DateRange, limit: int = 10) -> list[dict[str, Any]]:
     """Genres by plays: a play counts once for each genre of its track's artists."""
-    params: list = [user_id]
-    per_track = _per_track(date_range, params)
+    params: list = []
+    per_track = _per_track(user_id, date_range, params)
     # One row per (track, genre): a track by two artists of one genre counts once for that genre.
     rows = _rows(
         f"SELECT g.genre_id, SUM(g.plays), SUM(g.ms_played) FROM (SELECT DISTINCT x.track_id, x.plays, x.ms_played, "
@@ -392,8 +422,8 @@ def stats_top_genres(*, user_id: int, date_range: DateRange, limit: int = 10) ->
 @cached
 def stats_genre_coverage(*, user_id: int, date_range: DateRange) -> dict[str, int]:
     """Plays and time of tracks none of whose artists has a genre (Spotify's genres are often empty)."""
-    params: list = [user_id]
-    per_track = _per_track(date_range, params)
+    params: list = []
+    per_track = _per_track(user_id, date_range, params)
     row = _rows(
         f"SELECT COALESCE(SUM(x.plays), 0), COALESCE(SUM(x.ms_played), 0) FROM {per_track} "
         f"WHERE NOT EXISTS (SELECT 1 FROM {TA} ta JOIN {AG} ag ON ag.artist_id = ta.artist_id "
@@ -410,8 +440,8 @@ def stats_genre_artists(
     """The most played artists of each genre."""
     if not genre_ids:
         return {}
-    params: list = [user_id]
-    per_track = _per_track(date_range, params)
+    params: list = []
+    per_track = _per_track(user_id, date_range, params)
     marks = ", ".join(["%s"] * len(genre_ids))
     rows = _rows(
         f"SELECT ag.genre_id, ta.artist_id, SUM(x.plays) FROM {per_track} JOIN {TA} ta ON ta.track_id = x.track_id "
@@ -487,8 +517,8 @@ def stats_totals(*, user_id: int, date_range: DateRange) -> dict[str, int]:
         f"SELECT COALESCE(SUM(r.plays), 0), COALESCE(SUM(r.ms_played), 0) FROM {HR} r WHERE r.user_id = %s{where}",
         params,
     )[0]
-    params = [user_id]
-    per_track = _per_track(date_range, params)
+    params = []
+    per_track = _per_track(user_id, date_range, params)
     tracks, artists, albums = _rows(
         f"SELECT COUNT(DISTINCT x.track_id), COUNT(DISTINCT ta.artist_id), COUNT(DISTINCT t.album_id) FROM {per_track} "
         f"JOIN {TRACK} t ON t.id = x.track_id LEFT JOIN {TA} ta ON ta.track_id = x.track_id",
@@ -576,18 +606,17 @@ def stats_timeline(
         return bucket or "day", []
     bucket = bucket or timeline_bucket(first, last)
     max_grain = Grain.DAY if bucket in ("day", "week") else Grain.MONTH if bucket == "month" else Grain.YEAR
-    params: list = [user_id]
+    params: list = []
     tiles = range_tiles(first, last, max_grain=max_grain)
-    table = TR if track_ids_sql else HR
-    where = _tiles_sql(tiles, params)
     if track_ids_sql:
-        where += f" AND r.track_id IN ({track_ids_sql})"
+        source = track_rows_sql(user_id, tiles, params) + f" WHERE r.track_id IN ({track_ids_sql})"
         params += scope_params or []
+    else:
+        params.append(user_id)
+        source = f"{HR} r WHERE r.user_id = %s" + _tiles_sql(tiles, params)
     totals: dict[date, list[int]] = {b: [0, 0] for b in _buckets(first, last, bucket)}
     for _grain, start, plays, ms in _rows(
-        f"SELECT r.grain, r.start, SUM(r.plays), SUM(r.ms_played) FROM {table} r WHERE r.user_id = %s{where} "
-        "GROUP BY r.grain, r.start",
-        params,
+        f"SELECT r.grain, r.start, SUM(r.plays), SUM(r.ms_played) FROM {source} GROUP BY r.grain, r.start", params
     ):
         key = _bucket_start(_as_date(start), bucket)
         if key in totals:
@@ -616,38 +645,37 @@ def stats_first_and_last_play(
 ) -> tuple[Play | None, Play | None]:
     """The first and the latest play in the range (optionally of some tracks).
 
-    The day rollups give the first and last day; only the plays of those two days are read.
+    The month rollups give the first and last months with such plays; only the plays of those months are read
+    (of the first two at either end: the range may begin or end inside a month whose plays fall outside it).
     """
     if track_ids is not None and not track_ids:
         return None, None
-    params: list = [user_id, int(Grain.DAY)]
-    where = ""
-    if date_range.first is not None:
-        where += " AND start >= %s"
-        params.append(connection.ops.adapt_datefield_value(date_range.first))
-    if date_range.last is not None:
-        where += " AND start <= %s"
-        params.append(connection.ops.adapt_datefield_value(date_range.last))
-    if track_ids is not None:
-        where += f" AND track_id IN ({', '.join(['%s'] * len(track_ids))})"
-        params += track_ids
-    first_day, last_day = _rows(
-        f"SELECT MIN(start), MAX(start) FROM {TR} WHERE user_id = %s AND grain = %s{where}", params
-    )[0]
-    if first_day is None:
-        return None, None
     zone = user_zone(time_zone)
+    low = datetime.combine(date_range.first, time.min, tzinfo=zone) if date_range.first else None
+    high = datetime.combine(date_range.last + timedelta(days=1), time.min, tzinfo=zone) if date_range.last else None
+    months = TrackRollup.objects.filter(user_id=user_id, grain=Grain.MONTH)
+    if date_range.first is not None:
+        months = months.filter(start__gte=date_range.first.replace(day=1))
+    if date_range.last is not None:
+        months = months.filter(start__lte=date_range.last)
     plays = Play.objects.filter(user_id=user_id).select_related("track", "track__album")
     if track_ids is not None:
+        months = months.filter(track_id__in=track_ids)
         plays = plays.filter(track_id__in=track_ids)
+    starts = months.values_list("start", flat=True).distinct()
 
-    def day_window(day: date) -> tuple[datetime, datetime]:
-        start = datetime.combine(day, time.min, tzinfo=zone)
-        return start, datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone) - timedelta(microseconds=1)
+    def edge(order: str) -> Play | None:
+        for month in starts.order_by("start" if order == "played_at" else "-start")[:2]:
+            month_start = datetime.combine(_as_date(month), time.min, tzinfo=zone)
+            month_end = datetime.combine(_add_months(_as_date(month), 1), time.min, tzinfo=zone)
+            window = plays.filter(played_at__gte=max(filter(None, [low, month_start])))
+            window = window.filter(played_at__lt=min(filter(None, [high, month_end])))
+            found = window.order_by(order).first()
+            if found is not None:
+                return found
+        return None
 
-    first = plays.filter(played_at__range=day_window(_as_date(first_day))).order_by("played_at").first()
-    latest = plays.filter(played_at__range=day_window(_as_date(last_day))).order_by("-played_at").first()
-    return first, latest
+    return edge("played_at"), edge("-played_at")
 
 
 @cached
@@ -655,11 +683,11 @@ def stats_entity_summary(
     *, user_id: int, date_range: DateRange, track_ids_sql: str, scope_params: list
 ) -> dict[str, int]:
     """Plays and listening time of some tracks (an artist's, an album's, one track) in the range."""
-    params: list = [user_id]
-    where = _tiles_sql(_track_tiles(date_range), params)
+    params: list = []
+    rows_sql = track_rows_sql(user_id, _track_tiles(date_range), params)
     plays, ms = _rows(
-        f"SELECT COALESCE(SUM(r.plays), 0), COALESCE(SUM(r.ms_played), 0) FROM {TR} r WHERE r.user_id = %s{where} "
-        f"AND r.track_id IN ({track_ids_sql})",
+        f"SELECT COALESCE(SUM(r.plays), 0), COALESCE(SUM(r.ms_played), 0) FROM {rows_sql} "
+        f"WHERE r.track_id IN ({track_ids_sql})",
         [*params, *scope_params],
     )[0]
     return {"plays": int(plays), "ms_played": int(ms)}

@@ -34,7 +34,7 @@ def _is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _local_parts_sql() -> tuple[str, str, str]:
+def local_parts_sql() -> tuple[str, str, str]:
     """SQL for the local day, weekday (0 = Monday) and hour of `p.played_at`; each takes the zone name once."""
     if _is_postgres():
         return (
@@ -95,16 +95,14 @@ def stats_rollups_refresh(*, user_id: int, start: datetime | None = None, end: d
     with transaction.atomic(), connection.cursor() as cursor:
         # Two refreshes of one user (a sync and an import) would otherwise race on the same keys.
         plays_user_lock(user_id=user_id)
-        full = day_lo is None and day_hi is None
-        tracks_before = set() if full else _tracks_in_days(cursor, user_id, day_lo, day_hi)
-        _rebuild_days(cursor, user_id, zone, day_lo, day_hi)
-        touched = None if full else sorted(tracks_before | _tracks_in_days(cursor, user_id, day_lo, day_hi))
-        # Only the rows of tracks played in the rebuilt days can change in their months and years: a sync
-        # touches a few dozen tracks, not the thousands a heavy listener plays in a year.
-        some = touched if touched is not None and len(touched) <= TOUCHED_TRACKS_MAX else None
+        _rebuild_hour_days(cursor, user_id, zone, day_lo, day_hi)
         month_lo = _month_start(day_lo) if day_lo else None
         month_hi = _month_start(day_hi) if day_hi else None
-        _rebuild_coarser(cursor, user_id, Grain.MONTH, month_lo, month_hi, some)
+        touched = _rebuild_track_months(cursor, user_id, zone, month_lo, month_hi)
+        # Only the tracks whose month rows changed can change in their years: a sync touches a few dozen
+        # tracks, not the thousands a heavy listener plays in a year.
+        some = touched if touched is not None and len(touched) <= TOUCHED_TRACKS_MAX else None
+        _rebuild_coarser(cursor, user_id, Grain.MONTH, month_lo, month_hi, tracks=False)
         year_lo = date(day_lo.year, 1, 1) if day_lo else None
         year_hi = date(day_hi.year, 1, 1) if day_hi else None
         _rebuild_coarser(cursor, user_id, Grain.YEAR, year_lo, year_hi, some)
@@ -138,63 +136,122 @@ def _between(column: str, lo: date | None, hi: date | None, params: list) -> str
     return sql
 
 
-def _tracks_in_days(cursor, user_id: int, day_lo: date | None, day_hi: date | None) -> set[int]:
+def plays_in_days_sql(zone: ZoneInfo, day_lo: date | None, day_hi: date | None, params: list) -> str:
+    """`FROM` and `WHERE` over the plays `p` (with their track `t`) of the user (the first parameter, which the
+    caller adds) in the local days [day_lo, day_hi]; None leaves that end open."""
+    where = ""
+    if day_lo is not None:
+        where += " AND p.played_at >= %s"
+        params.append(_dt(_local_midnight_utc(day_lo, zone)))
+    if day_hi is not None:
+        where += " AND p.played_at < %s"
+        params.append(_dt(_local_midnight_utc(day_hi + timedelta(days=1), zone)))
+    return (
+        f"FROM {Play._meta.db_table} p JOIN {Track._meta.db_table} t ON t.id = p.track_id WHERE p.user_id = %s{where}"
+    )
+
+
+# Listening time: ms_played where known, else the track's duration (API plays carry no ms_played).
+PLAY_MS_SQL = "COALESCE(p.ms_played, t.duration_ms, 0)"
+
+
+def _rebuild_hour_days(cursor, user_id: int, zone: ZoneInfo, day_lo: date | None, day_hi: date | None) -> None:
     params: list = [user_id, int(Grain.DAY)]
-    where = _between("start", day_lo, day_hi, params)
     cursor.execute(
-        f"SELECT DISTINCT track_id FROM {TrackRollup._meta.db_table} WHERE user_id = %s AND grain = %s{where}",
+        f"DELETE FROM {HourRollup._meta.db_table} WHERE user_id = %s AND grain = %s"
+        + _between("start", day_lo, day_hi, params),
         params,
     )
-    return {row[0] for row in cursor.fetchall()}
-
-
-def _rebuild_days(cursor, user_id: int, zone: ZoneInfo, day_lo: date | None, day_hi: date | None) -> None:
-    for table in (TrackRollup._meta.db_table, HourRollup._meta.db_table):
-        params: list = [user_id, int(Grain.DAY)]
-        cursor.execute(
-            f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", day_lo, day_hi, params),
-            params,
-        )
-    play_where = ""
-    play_params: list = [user_id]
-    if day_lo is not None:
-        play_where += " AND p.played_at >= %s"
-        play_params.append(_dt(_local_midnight_utc(day_lo, zone)))
-    if day_hi is not None:
-        play_where += " AND p.played_at < %s"
-        play_params.append(_dt(_local_midnight_utc(day_hi + timedelta(days=1), zone)))
-    day_sql, weekday_sql, hour_sql = _local_parts_sql()
+    day_sql, weekday_sql, hour_sql = local_parts_sql()
     tz_name = str(zone.key)
-    # Listening time: ms_played where known, else the track's duration (API plays carry no ms_played).
-    ms_sql = "SUM(COALESCE(p.ms_played, t.duration_ms, 0))"
-    plays_from = f"FROM {Play._meta.db_table} p JOIN {Track._meta.db_table} t ON t.id = p.track_id WHERE p.user_id = %s"
-    cursor.execute(
-        f"INSERT INTO {TrackRollup._meta.db_table} (user_id, grain, start, track_id, plays, ms_played) "
-        f"SELECT %s, %s, {day_sql}, p.track_id, COUNT(*), {ms_sql} {plays_from}{play_where} "
-        "GROUP BY 3, 4 ORDER BY 3, 4",
-        [user_id, int(Grain.DAY), tz_name, *play_params],
-    )
+    play_params: list = [user_id]
+    plays = plays_in_days_sql(zone, day_lo, day_hi, play_params)
     cursor.execute(
         f"INSERT INTO {HourRollup._meta.db_table} (user_id, grain, start, weekday, hour, plays, ms_played) "
-        f"SELECT %s, %s, {day_sql}, {weekday_sql}, {hour_sql}, COUNT(*), {ms_sql} {plays_from}{play_where} "
+        f"SELECT %s, %s, {day_sql}, {weekday_sql}, {hour_sql}, COUNT(*), SUM({PLAY_MS_SQL}) {plays} "
         "GROUP BY 3, 4, 5 ORDER BY 3, 4, 5",
         [user_id, int(Grain.DAY), tz_name, tz_name, tz_name, *play_params],
     )
 
 
+def _month_of_play_sql() -> str:
+    """SQL for the first day of the local month of `p.played_at`; takes the zone name once."""
+    if _is_postgres():
+        return "CAST(date_trunc('month', p.played_at AT TIME ZONE %s) AS date)"
+    return "date(django_datetime_cast_date(p.played_at, %s, 'UTC'), 'start of month')"
+
+
+def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None, hi: date | None) -> list[int] | None:
+    """Month rows of the track rollup for the months [lo, hi], from the plays; returns the tracks whose rows
+    changed (None for an unbounded rebuild: every track).
+
+    Track rollups have no day rows (a row per track and day is about a row per play); pages read the plays
+    of the days at the ends of a range (`selectors.track_rows_sql`).
+    """
+    table = TrackRollup._meta.db_table
+    month = _month_of_play_sql()
+    play_params: list = [user_id]
+    plays = plays_in_days_sql(zone, lo, _next_month(hi) - timedelta(days=1) if hi else None, play_params)
+    new = (
+        f"SELECT {month} AS start, p.track_id, COUNT(*) AS plays, SUM({PLAY_MS_SQL}) AS ms_played {plays} GROUP BY 1, 2"
+    )
+    new_params = [str(zone.key), *play_params]
+    insert = (
+        f"INSERT INTO {table} (user_id, grain, start, track_id, plays, ms_played) SELECT %s, %s, n.* FROM ({new}) n"
+    )
+    if lo is None and hi is None:
+        cursor.execute(f"DELETE FROM {table} WHERE user_id = %s AND grain = %s", [user_id, int(Grain.MONTH)])
+        cursor.execute(insert + " ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
+        return None
+    old_params: list = [user_id, int(Grain.MONTH)]
+    old = f"SELECT start, track_id, plays, ms_played FROM {table} WHERE user_id = %s AND grain = %s" + _between(
+        "start", lo, hi, old_params
+    )
+    # The rows that differ either way: a sync changes a few of a month's thousands of tracks.
+    cursor.execute(
+        f"SELECT track_id FROM ({new} EXCEPT {old}) a UNION SELECT track_id FROM ({old} EXCEPT {new}) b",
+        [*new_params, *old_params, *old_params, *new_params],
+    )
+    changed = sorted(row[0] for row in cursor.fetchall())
+    if not changed:
+        return changed
+    delete_params: list = [user_id, int(Grain.MONTH)]
+    delete = f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", lo, hi, delete_params)
+    if len(changed) > TOUCHED_TRACKS_MAX:
+        cursor.execute(delete, delete_params)
+        cursor.execute(insert + " ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
+        return changed
+    for chunk in _chunks(changed):
+        ids = ", ".join(str(int(t)) for t in chunk)
+        cursor.execute(f"{delete} AND track_id IN ({ids})", delete_params)
+        cursor.execute(f"{insert} WHERE n.track_id IN ({ids}) ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
+    return changed
+
+
 def _rebuild_coarser(
-    cursor, user_id: int, grain: Grain, lo: date | None, hi: date | None, track_ids: list[int] | None = None
+    cursor,
+    user_id: int,
+    grain: Grain,
+    lo: date | None,
+    hi: date | None,
+    track_ids: list[int] | None = None,
+    *,
+    tracks: bool = True,
 ) -> None:
     """Rebuild month (or year) rows for the periods starting in [lo, hi] from the next finer grain.
 
-    With `track_ids`, only those tracks' rows of the track rollup (the hour rollup always whole).
+    With `track_ids`, only those tracks' rows of the track rollup (the hour rollup always whole); without
+    `tracks`, only the hour rollup.
     """
     finer = Grain(grain - 1)
     hi_end = None
     if hi is not None:
         hi_end = _next_month(hi) if grain == Grain.MONTH else date(hi.year + 1, 1, 1)
     period_sql = _period_start_sql(grain)
-    for table, keys in ((TrackRollup._meta.db_table, "track_id"), (HourRollup._meta.db_table, "weekday, hour")):
+    tables = [(HourRollup._meta.db_table, "weekday, hour")]
+    if tracks:
+        tables.insert(0, (TrackRollup._meta.db_table, "track_id"))
+    for table, keys in tables:
         only = ""
         if keys == "track_id" and track_ids is not None:
             if not track_ids:

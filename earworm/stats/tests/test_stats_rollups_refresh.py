@@ -190,3 +190,35 @@ def test_rollups_of_one_user_do_not_mix_with_another(user, django_user_model):
     everything = DateRange("all", None, None, "All time")
     assert [t["id"] for t in stats_top_tracks(user_id=user.pk, date_range=everything)] == [tracks[0].pk]
     assert [t["id"] for t in stats_top_tracks(user_id=other.pk, date_range=everything)] == [tracks[1].pk]
+
+
+@pytest.mark.parametrize("touched_max", [1, 500])
+def test_incremental_refresh_equals_a_full_rebuild(user, monkeypatch, touched_max):
+    """Month rows are diffed against the plays: changed tracks one by one (chunks of one here), or whole
+    months when more tracks than TOUCHED_TRACKS_MAX changed; either way the rows equal a full rebuild."""
+    from earworm.stats import services
+
+    monkeypatch.setattr(services, "TOUCHED_TRACKS_MAX", touched_max)
+    monkeypatch.setattr(services, "CHUNK", 1)
+    tracks = make_catalog()
+    base = datetime(2024, 1, 30, 22, tzinfo=UTC)
+    for n in range(12):
+        make_play(user=user, track=tracks[n % 3], played_at=base + timedelta(hours=7 * n), ms_played=1000 * n)
+    stats_rollups_refresh(user_id=user.pk)
+    # New plays over a month boundary, and one deleted play, refreshed by their span only.
+    later = [base + timedelta(hours=5 * n, minutes=30) for n in range(6)]
+    added = [make_play(user=user, track=tracks[n % 4], played_at=moment) for n, moment in enumerate(later)]
+    gone = Play.objects.filter(user=user).order_by("played_at")[3]
+    gone.delete()
+    stats_rollups_refresh(user_id=user.pk, start=added[0].played_at, end=added[-1].played_at)
+    stats_rollups_refresh(user_id=user.pk, start=gone.played_at, end=gone.played_at)
+
+    def rows() -> set:
+        return set(
+            TrackRollup.objects.filter(user=user).values_list("grain", "start", "track_id", "plays", "ms_played")
+        )
+
+    incremental = rows()
+    stats_rollups_refresh(user_id=user.pk)
+    assert incremental == rows()
+    assert TrackRollup.objects.filter(user=user, grain=3).count() == 4
