@@ -8,26 +8,30 @@ Two readers give the same records and the same errors:
   integers over 4,300 digits and deep nesting are caught, `\\u0000` and lone surrogates are refused
   (PostgreSQL text cannot hold them), and a single record may not exceed a size cap.
 - `iter_converted_records`, the fast path for UTF-8 files: msgspec decodes runs of records straight into
-  typed structs, skipping the fields nobody reads. It reads the same 1 MB blocks, checks each one is
-  UTF-8, and cuts the buffer after a `}` followed by `,`: JSON lexing is deterministic from the start of
-  the text, so `[` + segment + `]` decodes only when the cut is a true record boundary (a cut inside a
-  string or a nested object fails). A segment is never longer than the record size cap, so no record the
-  reference would find too long gets through. Whatever msgspec accepts and the reference might refuse is
-  looked for before a segment's rows are given out: `\\u0000`/surrogate escapes, long digit runs (the
-  integer limit), more `[`/`{` than records (nesting), too many records. On any doubt (a decode or type
+  typed structs, skipping the fields nobody reads. It reads the same 1 MB blocks and cuts the buffer
+  after a `}` followed by `,`: JSON lexing is deterministic from the start of the text, so `[` + segment
+  + `]` decodes only when the cut is a true record boundary (a cut inside a string or a nested object
+  fails). A segment is never longer than the record size cap, so no record the reference would find too
+  long gets through. Whatever msgspec accepts and the reference might refuse is looked for before a
+  segment is accepted: `\\u0000`/surrogate escapes, long digit runs (the integer limit), more `[`/`{`
+  than records (nesting), too many records, bytes that are not UTF-8 (msgspec checks only the strings it
+  decodes; `_is_utf8` covers the rest). Rows are given out only once their block is known to be UTF-8 to
+  its end, as the reference decodes a whole block before yielding from it. On any doubt (a decode or type
   error, one of those marks, a record the caller's converter rejects, odd bytes around the array) the rest
-  of the file goes to the reference parser, resumed at the last accepted record boundary with the same
-  block boundaries, record index and decoder state, so it yields what the reference would have yielded
-  from there, or raises its exact error. Memory stays a block plus a segment.
+  of the file goes to the reference parser, resumed after the last record given out with the same block
+  boundaries and record index, so it yields what the reference would have yielded from there, or raises
+  its exact error. Memory stays about a block plus a segment.
 """
 
+import bisect
 import codecs
+import collections
 import itertools
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO, Any, Literal, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any, Generic, Literal, NamedTuple, TypeVar
 
 import msgspec
 
@@ -228,6 +232,9 @@ _DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0000000000")
 # More '[' and '{' in a segment than it has records means brackets in strings or nested values. Nesting this
 # shallow is far within the reference parser's recursion limit; above it, the reference parser decides.
 _MAX_EXTRA_BRACKETS = 64
+_ASCII = bytes(range(128))
+_NOT_MARKS = bytes(byte for byte in range(128) if byte not in b"{[\\")
+_ENCODER = msgspec.json.Encoder()
 
 
 def _has_long_digit_run(segment: bytes, limit: int) -> bool:
@@ -283,26 +290,31 @@ def iter_converted_records(
     buf = head
     base = 0  # the file offset of buf[0]
     ends = [len(head)]  # file offsets where the blocks in buf end
-    resume = opening.end()  # where the reference parser takes over (after '[' or after a record's '}')
-    start = resume  # where the next segment begins (after '[' or after a ',')
+    resume = opening.end()  # file offset where the reference parser would take over (after '[' or a '}')
+    start = resume  # file offset where the next segment begins (after '[' or a ',')
     state: _State = "open"
     index = 0
     eof = False
-    unread: list[Iterable[bytes]] = []  # a block (or read error) met but not taken into buf
+    deferred: list[Iterator[bytes]] = []  # a read error, raised again when the reference parser reads on
+    # Rows are given out once the block holding their last record is known to be UTF-8 to its end: the
+    # reference parser decodes a whole block before yielding any record that ends in it.
+    held: collections.deque[_Held[R]] = collections.deque()
 
-    def reference_from_resume() -> Iterator[R]:
-        """The reference parser from `resume`, fed the same block boundaries as when it reads the file."""
+    def hand_over() -> Iterator[R]:
+        """The reference parser from the first value not given out, fed the same block boundaries as when it
+        reads the file."""
+        at, at_state, first = (held[0].resume, held[0].state, held[0].first) if held else (resume, state, index)
         pieces = []
-        at = base + resume
+        end_of_pieces = at
         for end in ends:
-            if end > at:
-                pieces.append(buf[at - base : end - base])
-                at = end
-        chunks = _text_chunks(
-            itertools.chain(pieces, *unread, blocks), file=file, offset=base + resume, encoding="utf-8"
+            if end > end_of_pieces:
+                pieces.append(buf[end_of_pieces - base : end - base])
+                end_of_pieces = end
+        chunks = _text_chunks(itertools.chain(pieces, *deferred, blocks), file=file, offset=at, encoding="utf-8")
+        records = _parse(
+            chunks, file=file, max_records=max_records, max_record_chars=window, index=first, state=at_state
         )
-        records = _parse(chunks, file=file, max_records=max_records, max_record_chars=window, index=index, state=state)
-        return map(convert_record, records, itertools.count(index))
+        return map(convert_record, records, itertools.count(first))
 
     def convert(segment: bytes) -> Sequence[R] | None:
         """The segment's values, or None when in doubt."""
@@ -310,11 +322,15 @@ def iter_converted_records(
             records = decoder.decode(b"[" + segment + b"]")
         except (msgspec.MsgspecError, ValueError, RecursionError):  # ValueError: bad UTF-8 in a decoded string
             return None
+        marks = segment.translate(None, _NOT_MARKS)  # '{', '[', '\\' and the bytes of non-ASCII characters
+        brackets = marks.count(b"{") + marks.count(b"[")
+        escapes = marks.count(b"\\")
         if (
             index + len(records) > max_records
-            or (b"\\" in segment and _SUSPECT_ESCAPE_BYTES.search(segment))
-            or segment.count(b"{") + segment.count(b"[") - len(records) >= _MAX_EXTRA_BRACKETS
+            or (escapes and _SUSPECT_ESCAPE_BYTES.search(segment))
+            or brackets - len(records) >= _MAX_EXTRA_BRACKETS
             or (digit_limit and _has_long_digit_run(segment, digit_limit))
+            or not _is_utf8(segment, records, len(marks) - brackets - escapes, escapes)
         ):
             return None
         try:
@@ -322,58 +338,78 @@ def iter_converted_records(
         except Exception:  # the reference path raises it again, at the record where it belongs
             return None
 
-    validate = codecs.getincrementaldecoder("utf-8")(errors="strict").decode
-    try:
-        validate(head)
-    except UnicodeDecodeError:
-        yield from reference_from_resume()
-        return
     while True:
         # Keep more than a window of bytes after `start`: a boundary can then be found in it, or the reference
         # parser has to decide (one record longer than the size cap).
-        while not eof and len(buf) - start <= window:
+        while not eof and base + len(buf) - start <= window:
             try:
                 block = next(blocks, b"")
             except (ExportFileError, OSError) as exc:  # the reference parser meets it when it reads on
-                unread.append(_raise_later(exc))
-                yield from reference_from_resume()
-                return
-            try:
-                validate(block, final=not block)
-            except UnicodeDecodeError:
-                unread.append([block])
-                yield from reference_from_resume()
+                deferred.append(_raise_later(exc))
+                yield from hand_over()
                 return
             if not block:
                 eof = True
                 break
-            base += resume
-            buf = buf[resume:] + block
-            start -= resume
-            resume = 0
+            keep = held[0].resume if held else resume
+            buf = buf[keep - base :] + block
+            base = keep
             ends = [end for end in ends if end > base]
             ends.append(base + len(buf))
 
-        limit = start + window  # a segment buf[start:cut + 1] is at most a window long
+        limit = start + window  # a segment [start, cut] is at most a window long
         while True:
-            cut = buf.rfind(b"}", start, limit)
-            after = _AFTER_RECORD.match(buf, cut + 1) if cut >= 0 else None
+            cut = buf.rfind(b"}", start - base, limit - base)
             if cut < 0:
-                yield from reference_from_resume()
+                yield from hand_over()
                 return
+            after = _AFTER_RECORD.match(buf, cut + 1)
             final = after is not None and after[1] is None
             if after is None or (final and not (eof and after.end() == len(buf))):
-                limit = cut
+                limit = base + cut
                 continue
-            values = convert(buf[start : cut + 1])
+            values = convert(buf[start - base : cut + 1])
             if values is not None:
                 break
             # A cut inside a string, or a record in doubt: try a shorter segment before handing over.
-            limit = start + (cut + 1 - start) // 2
-        yield from values
+            limit = start + (base + cut + 1 - start) // 2
+        held.append(_Held(values, base + cut, resume, state, index))
         index += len(values)
-        resume = cut + 1
+        resume = base + cut + 1
         state = "after"
+        # Everything before `start` is now known to be UTF-8 (the bytes between segments are ASCII).
+        start = base + after.end()
+        while held and (final or _block_end(ends, held[0].cut) <= start):
+            yield from held.popleft().values
         if final:
             return
-        start = after.end()  # type: ignore[union-attr]
+
+
+class _Held(NamedTuple, Generic[R]):
+    values: Sequence[R]
+    cut: int  # file offset of the last record's '}'
+    resume: int  # where the reference parser would take over to yield these values again
+    state: _State
+    first: int  # the index of the first value
+
+
+def _block_end(ends: list[int], offset: int) -> int:
+    return ends[bisect.bisect_right(ends, offset)]
+
+
+def _is_utf8(segment: bytes, records: Any, non_ascii: int, escapes: int) -> bool:
+    """Whether `segment` is valid UTF-8, cheaply when it can be told from what msgspec decoded.
+
+    msgspec checks the UTF-8 of the strings it decodes, not of those it skips. Without escapes each decoded
+    string is its bytes in the segment, so when the decoded strings hold every non-ASCII byte of the
+    segment, nothing unchecked is left (encoding them again gives those bytes). Otherwise decode it all.
+    """
+    if not non_ascii:
+        return True
+    if not escapes and len(_ENCODER.encode(records).translate(None, _ASCII)) == non_ascii:
+        return True
+    try:
+        segment.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

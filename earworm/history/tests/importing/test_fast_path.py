@@ -209,12 +209,12 @@ GOOD = {
 
 @pytest.mark.parametrize("raw", RAW + [b"[" * depth + b"]" * depth for depth in range(960, 1000, 3)])
 @pytest.mark.parametrize("key", ["x", "master_metadata_track_name", "ms_played"])
-@pytest.mark.parametrize("chunk_bytes", [7, 1 << 20])
-def test_fast_path_meets_each_value_the_reference_refuses_or_reads_differently(raw, key, chunk_bytes):
+@pytest.mark.parametrize(("chunk_bytes", "max_record_chars"), [(7, 256 * 1024), (1 << 20, 256 * 1024), (3000, 500)])
+def test_fast_path_meets_each_value_the_reference_refuses_or_reads_differently(raw, key, chunk_bytes, max_record_chars):
     records = [dict(GOOD) for _ in range(40)]
     records[25][key] = "@@raw@@"
     data = json.dumps(records, ensure_ascii=False, indent=1).encode().replace(b'"@@raw@@"', raw)
-    limits = {"chunk_bytes": chunk_bytes, "max_record_chars": 256 * 1024, "max_records": 1000}
+    limits = {"chunk_bytes": chunk_bytes, "max_record_chars": max_record_chars, "max_records": 1000}
 
     assert outcome(data, fast=True, **limits) == outcome(data, fast=False, **limits)
 
