@@ -7,7 +7,8 @@ listening intervals overlap are one play. Both sources give the moment a listen 
 the API and from an export, and the duplicate records real exports contain, while keeping genuine
 back-to-back repeats (they touch but do not overlap).
 
-Two API plays are never merged by overlap, only by the exact key: the API does not say how long a listen
+Two plays of one track that end at the same moment are one play whatever their lengths (that is the unique
+key). Two API plays are never merged by overlap, only by that key: the API does not say how long a listen
 lasted, so the track's full duration would swallow a real replay after a skip (the API reports each listen
 once, with a stable `played_at`). Overlaps of up to OVERLAP_TOLERANCE are allowed: export timestamps are
 whole seconds.
@@ -135,26 +136,26 @@ def _store(user_id: int, plays: Sequence[NewPlay]) -> StoreResult:
             )
         )
 
-    in_span = Play.objects.filter(user_id=user_id, played_at__range=(earliest, latest))
-    before = in_span.count()
-    # Conflicts: two very short listens (under OVERLAP_TOLERANCE) of one track ending at the same moment.
-    Play.objects.bulk_create(kept, ignore_conflicts=True, batch_size=INSERT_BATCH_SIZE)
-    inserted = in_span.count() - before
-    return StoreResult(inserted=inserted, duplicates=len(plays) - inserted, earliest=earliest, latest=latest)
+    # No conflict is possible: the rule drops every play with a stored one's key, and the user lock keeps
+    # other writers out until this transaction ends.
+    Play.objects.bulk_create(kept, batch_size=INSERT_BATCH_SIZE)
+    return StoreResult(inserted=len(kept), duplicates=len(plays) - len(kept), earliest=earliest, latest=latest)
 
 
 def _overlaps(listens: list[tuple[datetime, datetime, str]], start: datetime, end: datetime, source: str) -> bool:
     """Whether a listen is already among `listens` ((end, start, source), sorted by end).
 
-    A stored listen is the same one when the two overlap by more than OVERLAP_TOLERANCE: it ends after
-    `start + tolerance` and starts before `end - tolerance`; only those ending within MAX_LENGTH after `end`
-    can start that early. Two API plays match only when they end at the same moment.
+    A stored listen is the same one when it ends at the same moment, or, unless both are API plays, when the
+    two overlap by more than OVERLAP_TOLERANCE: it ends after `start + tolerance` and starts before
+    `end - tolerance`; only those ending within MAX_LENGTH after `end` can start that early.
     """
-    index = bisect.bisect_right(listens, (start + OVERLAP_TOLERANCE, datetime.max.replace(tzinfo=start.tzinfo), ""))
-    for stored_end, stored_start, stored_source in listens[index:]:
+    low = min(start + OVERLAP_TOLERANCE, end)  # a listen shorter than the tolerance still matches its key
+    for stored_end, stored_start, stored_source in listens[bisect.bisect_left(listens, (low,)) :]:
         if stored_end - MAX_LENGTH >= end:
             break
+        if stored_end == end:
+            return True
         both_api = source == stored_source == Play.Source.API
-        if (stored_end == end) if both_api else (stored_start < end - OVERLAP_TOLERANCE):
+        if not both_api and stored_end > start + OVERLAP_TOLERANCE and stored_start < end - OVERLAP_TOLERANCE:
             return True
     return False

@@ -122,3 +122,15 @@ def test_a_straight_repeat_whose_whole_second_timestamp_seems_to_start_early_is_
     repeat = NewPlay(track.pk, at(13, seconds=-0.9), ms_played=180_000, source="export")
 
     assert history_plays_store(user_id=user.pk, plays=[first, repeat]).inserted == 2
+
+
+def test_listens_shorter_than_the_tolerance_ending_together_are_one_play(user):
+    """Too short to overlap by more than the tolerance, but the same key: one play, stored or offered."""
+    track = TrackFactory()
+    first = history_plays_store(
+        user_id=user.pk, plays=[_export(track, 0, ms_played=1_000), _export(track, 0, ms_played=1_500)]
+    )
+    again = history_plays_store(user_id=user.pk, plays=[_export(track, 0, ms_played=500)])
+
+    assert (first.inserted, first.duplicates, again.inserted, again.duplicates) == (1, 1, 0, 1)
+    assert Play.objects.get().ms_played == 1_000
