@@ -154,6 +154,12 @@ FROM import_flags WHERE verdict = 'k'
 # Rows are written in key order, the order `catalog_upsert` locks in, so concurrent writers wait, not deadlock.
 # Catalog rows are looked up by key one at a time (scalar subqueries, `OFFSET 0` keeps them from becoming
 # joins): a file names a few thousand tracks, and a hash join would read the whole shared catalog per file.
+# Artists and albums already stored under the same name are skipped before the upsert, which would otherwise
+# lock each of them (a row lock written to the page and the WAL) only to leave it unchanged.
+# JIT is off for the rest of the file's transaction: with no statistics on the temp tables the planner
+# guesses the track-link join grows with the square of the file's new tracks, so larger files crossed
+# `jit_above_cost` and spent up to 0.37 s compiling a statement of key lookups that runs in 0.17 s
+# (0.85 s of a 1M-record import); none of the merge's statements gains from JIT.
 _CREATE_TRACKS = """
 CREATE TEMP TABLE import_tracks (
     ord bigint NOT NULL, key text NOT NULL, name text NOT NULL, artist_key text, artist_name text,
@@ -162,22 +168,25 @@ CREATE TEMP TABLE import_tracks (
 """
 
 _UPSERT_TRACKS = """
+SET LOCAL jit = off;
 CREATE TEMP TABLE import_new_tracks ON COMMIT DROP AS
 SELECT DISTINCT ON (t.key) t.* FROM import_tracks t
 WHERE NOT EXISTS (SELECT 1 FROM catalog_track c WHERE c.key = t.key OFFSET 0)
 ORDER BY t.key, t.ord;
 INSERT INTO catalog_artist (created_at, updated_at, key, spotify_id, name, metadata_fetched_at, not_found, image_url)
-SELECT now(), now(), artist_key, NULL, left(artist_name, 1000), NULL, false, ''
-FROM (SELECT DISTINCT ON (artist_key) artist_key, artist_name FROM import_new_tracks
+SELECT now(), now(), artist_key, NULL, name, NULL, false, ''
+FROM (SELECT DISTINCT ON (artist_key) artist_key, left(artist_name, 1000) AS name FROM import_new_tracks
       WHERE artist_key IS NOT NULL ORDER BY artist_key, ord) a
+WHERE NOT EXISTS (SELECT 1 FROM catalog_artist c WHERE c.key = a.artist_key AND c.name = a.name OFFSET 0)
 ORDER BY artist_key
 ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, updated_at = EXCLUDED.updated_at
 WHERE catalog_artist.name <> EXCLUDED.name;
 INSERT INTO catalog_album (created_at, updated_at, key, spotify_id, name, metadata_fetched_at, not_found,
                            album_type, release_date, release_date_precision, total_tracks, image_url)
-SELECT now(), now(), album_key, NULL, left(album_name, 1000), NULL, false, '', '', '', NULL, ''
-FROM (SELECT DISTINCT ON (album_key) album_key, album_name FROM import_new_tracks
+SELECT now(), now(), album_key, NULL, name, NULL, false, '', '', '', NULL, ''
+FROM (SELECT DISTINCT ON (album_key) album_key, left(album_name, 1000) AS name FROM import_new_tracks
       WHERE album_key IS NOT NULL ORDER BY album_key, ord) a
+WHERE NOT EXISTS (SELECT 1 FROM catalog_album c WHERE c.key = a.album_key AND c.name = a.name OFFSET 0)
 ORDER BY album_key
 ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, updated_at = EXCLUDED.updated_at
 WHERE catalog_album.name <> EXCLUDED.name;
