@@ -20,6 +20,9 @@ from earworm.stats.models import ALL_TIME_START, Grain, HourRollup, RollupState,
 CHUNK = 500
 # Up to this many touched tracks, month and year rows are rebuilt per track rather than per whole period.
 TOUCHED_TRACKS_MAX = CHUNK
+# A refresh spanning more days than this (an import) sorts with more memory, for its transaction only.
+LARGE_REFRESH_DAYS = 62
+LARGE_REFRESH_WORK_MEM = "64MB"
 
 
 def user_zone(time_zone: str) -> ZoneInfo:
@@ -95,6 +98,9 @@ def stats_rollups_refresh(*, user_id: int, start: datetime | None = None, end: d
     with transaction.atomic(), connection.cursor() as cursor:
         # Two refreshes of one user (a sync and an import) would otherwise race on the same keys.
         plays_user_lock(user_id=user_id)
+        if _is_postgres() and (day_lo is None or day_hi is None or (day_hi - day_lo).days > LARGE_REFRESH_DAYS):
+            # Sorting a long history's plays by month and track spills to disk with the default 4 MB.
+            cursor.execute(f"SET LOCAL work_mem = '{LARGE_REFRESH_WORK_MEM}'")
         _rebuild_hour_days(cursor, user_id, zone, day_lo, day_hi)
         month_lo = _month_start(day_lo) if day_lo else None
         month_hi = _month_start(day_hi) if day_hi else None
