@@ -140,7 +140,10 @@ class _Validator:
             raise self.fail(index, f"`ts` {raw[:40]!r} is not an ISO 8601 time.") from None
         if value.tzinfo is None:
             raise self.fail(index, f"`ts` {raw[:40]!r} has no time zone.")
-        value = value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999 pushed past datetime's range by its offset
+            raise self.fail(index, f"`ts` {raw[:40]!r} is out of range.") from None
         if EARLIEST <= value <= self.latest:
             return value
         return self.instant(value, "ts", raw, index)

@@ -113,6 +113,7 @@ BAD_FILES = [
     ("ts without zone", b'[{"ts": "2024-01-05T14:23:00", "ms_played": 40000}]', "has no time zone"),
     ("ts in the future", b'[{"ts": "2031-01-05T14:23:00Z", "ms_played": 40000}]', "is in the future"),
     ("ts before 2006", b'[{"ts": "2005-12-31T23:59:59Z", "ms_played": 40000}]', "is before 2006"),
+    ("ts out of range", b'[{"ts": "0001-01-01T00:00:00+01:00", "ms_played": 40000}]', "is out of range"),
     ("ts a number", b'[{"ts": 1704464580, "ms_played": 40000}]', "`ts` must be a string, not int"),
     (
         "name a number",
