@@ -215,7 +215,7 @@ def _run(job: ImportJob, token: str, ignored: list[str], progress: Callable[[Imp
         job.refresh_from_db(fields=["files_done"])
         todo = [(key, source) for key, source in sources if key not in job.files_done]
         numbers = {key: number for number, (key, _) in enumerate(sources, start=1)}
-        with _Prefetch(todo, for_copy=connection.vendor == "postgresql") as prefetch:
+        with _Prefetch(todo, for_copy=connection.vendor == "postgresql", known=known) as prefetch:
             for key, source in todo:
                 chunks = prefetch.chunks(key)
                 job.refresh_from_db(fields=["files_done"])
@@ -250,7 +250,7 @@ class _Chunk:
     latest: datetime | None = None
 
 
-def _prepare(rows: list[ExportPlay | Skip], *, for_copy: bool) -> _Chunk:
+def _prepare(rows: list[ExportPlay | Skip], *, for_copy: bool, known: "_KnownTracks") -> _Chunk:
     skipped: Counter[str] = Counter()
     plays: list[ExportPlay] = []
     for row in rows:
@@ -260,13 +260,20 @@ def _prepare(rows: list[ExportPlay | Skip], *, for_copy: bool) -> _Chunk:
             skipped[row] += 1  # type: ignore[index]
     chunk = _Chunk(len(rows), skipped, plays)
     if for_copy and plays and all(play.track_id for play in plays):
-        # Spotify ids are [0-9A-Za-z]: nothing to escape.
-        chunk.copy_text = "".join(
-            [f"\\N\t{play.track_id}\t{play.played_at.isoformat()}\t{play.ms_played}\texport\t\n" for play in plays]
-        )
+        # Tracks committed by an earlier file go by primary key, the others by catalog key, resolved in the
+        # merge. Spotify ids are [0-9A-Za-z]: nothing to escape.
+        ids = known.ids
+        lines = []
         for play in plays:
-            # The names of the chunk's last play of each track, as `_TrackResolver.resolve` takes them.
-            chunk.tracks[play.track_id] = play
+            pk = ids.get(play.track_id)
+            end = f"{play.played_at.isoformat()}\t{play.ms_played}\texport\t\n"
+            if pk is None:
+                lines.append(f"\\N\t{play.track_id}\t{end}")
+                # The names of the chunk's last play of each track, as `_TrackResolver.resolve` takes them.
+                chunk.tracks[play.track_id] = play
+            else:
+                lines.append(f"{pk}\t\\N\t{end}")
+        chunk.copy_text = "".join(lines)
         chunk.earliest = min(play.played_at for play in plays)
         chunk.latest = max(play.played_at for play in plays)
     return chunk
@@ -281,9 +288,10 @@ class _Prefetch:
     The queue holds a few chunks at most, so memory stays independent of file sizes. A file's parse error
     reaches the consumer at the same point of that file as a direct parse would raise it."""
 
-    def __init__(self, sources: list[tuple[str, ExportSource]], *, for_copy: bool) -> None:
+    def __init__(self, sources: list[tuple[str, ExportSource]], *, for_copy: bool, known: "_KnownTracks") -> None:
         self.sources = sources
         self.for_copy = for_copy
+        self.known = known
         self.queue: queue.Queue[tuple[str, _Item]] = queue.Queue(maxsize=PREFETCH_CHUNKS)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._parse, name="import-parse", daemon=True)
@@ -314,7 +322,7 @@ class _Prefetch:
                         stream, file=source.name, kind=source.kind, min_ms_played=settings.IMPORT_MIN_MS_PLAYED, now=now
                     )
                     for chunk in _chunks(rows, CHUNK):
-                        if not self._put(key, _prepare(chunk, for_copy=self.for_copy)):
+                        if not self._put(key, _prepare(chunk, for_copy=self.for_copy, known=self.known)):
                             return
             except ExportFileError as exc:
                 if not self._put(key, exc):
@@ -471,17 +479,19 @@ def _name_key(*names: str) -> str:
 
 
 class _KnownTracks:
-    """Catalog keys of tracks known to exist (committed by an earlier file of this run), so a file stages
-    only the tracks it introduces. Bounded: cleared when it grows past `limit` (a cache, never the truth)."""
+    """Primary keys by catalog key of the tracks committed by earlier files of this run, so a file stages only
+    the tracks it introduces and its plays name the others by primary key (the merge looks up only the new
+    ones). Read by the parse thread while the import thread adds to it (single dict operations, atomic under
+    the GIL). Bounded: cleared when it grows past `limit` (a cache, never the truth)."""
 
     def __init__(self, limit: int = 500_000) -> None:
-        self.keys: set[str] = set()
+        self.ids: dict[str, int] = {}
         self.limit = limit
 
-    def update(self, keys: set[str]) -> None:
-        if len(self.keys) + len(keys) > self.limit:
-            self.keys.clear()
-        self.keys |= keys
+    def update(self, ids: dict[str, int]) -> None:
+        if len(self.ids) + len(ids) > self.limit:
+            self.ids.clear()
+        self.ids.update(ids)
 
 
 class _CopyWriter:
@@ -500,7 +510,7 @@ class _CopyWriter:
     def add_export(self, chunk: "_Chunk") -> int:
         if chunk.copy_text is None:
             return self._add_plays(chunk.plays)
-        known, staged = self.known.keys, self.staged_keys
+        known, staged = self.known.ids, self.staged_keys
         new_tracks = [
             self._track_row(track_id, play)
             for track_id, play in chunk.tracks.items()
@@ -532,7 +542,7 @@ class _CopyWriter:
         if unnamed:
             pks, unresolved = self.resolver.resolve(unnamed)
             by_name = iter(pks)
-        known, staged = self.known.keys, self.staged_keys
+        known, staged = self.known.ids, self.staged_keys
         new: dict[str, ExportPlay] = {}
         rows: list[tuple[int | str, datetime, int]] = []
         for play in plays:
@@ -553,7 +563,7 @@ class _CopyWriter:
         return self.staged.merge()
 
     def committed(self) -> None:
-        self.known.update(self.staged_keys)
+        self.known.update(self.staged.track_ids)
 
 
 def _import_file(

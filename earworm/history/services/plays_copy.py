@@ -41,6 +41,12 @@ def _length_sql(ms_played: str, duration: str) -> str:
     )
 
 
+def _duration_sql(track_id: str) -> str:
+    """The track's duration, read only where a length needs it (inside COALESCE, after a NULL `ms_played`):
+    export plays have `ms_played`, so a file's thousands of tracks are not looked up one by one."""
+    return f"(SELECT duration_ms FROM catalog_track WHERE id = {track_id})"  # noqa: S608 (a column name)
+
+
 # A play names its track by primary key (`track_id`) or, for export records, by catalog key (`track_key`),
 # resolved in the merge once the file's provisional tracks exist.
 _CREATE_STAGING = """
@@ -80,15 +86,12 @@ FROM (
            lag(played_at, 2) OVER w AS prev2_end
     FROM (
         SELECT s.seq, s.track_id, s.played_at, s.ms_played, s.source, s.context_uri,
-               s.played_at - {_length_sql("s.ms_played", "t.duration_ms")} AS started_at,
-               t.duration_ms
+               s.played_at - {_length_sql("s.ms_played", _duration_sql("s.track_id"))} AS started_at
         FROM import_staging s
-        LEFT JOIN LATERAL (SELECT duration_ms FROM catalog_track WHERE id = s.track_id OFFSET 0) t ON true
         WHERE s.track_key IS NULL
         UNION ALL
         SELECT s.seq, t.id, s.played_at, s.ms_played, s.source, s.context_uri,
-               s.played_at - {_length_sql("s.ms_played", "t.duration_ms")} AS started_at,
-               t.duration_ms
+               s.played_at - {_length_sql("s.ms_played", "t.duration_ms")} AS started_at
         FROM import_staging s JOIN (
             SELECT k.track_key, t.id, t.duration_ms
             FROM (SELECT DISTINCT track_key FROM import_staging WHERE track_key IS NOT NULL) k
@@ -103,7 +106,7 @@ FROM (
           AND p.played_at < c.played_at + interval '{_MAX_MS} milliseconds'
           AND (p.played_at = c.played_at OR (NOT (p.source = 'api' AND c.source = 'api')
                AND p.played_at > c.started_at + {_TOL}
-               AND p.played_at - {_length_sql("p.ms_played", "c.duration_ms")} < c.played_at - {_TOL}))
+               AND p.played_at - {_length_sql("p.ms_played", _duration_sql("p.track_id"))} < c.played_at - {_TOL}))
     )
     WINDOW w AS (PARTITION BY track_id ORDER BY played_at, seq)
 ) flagged
@@ -207,6 +210,11 @@ WHERE t.artist_key IS NOT NULL;
 DROP TABLE import_new_tracks
 """
 
+_STAGED_TRACK_IDS = """
+SELECT k.key, c.id FROM (SELECT DISTINCT key FROM import_tracks) k
+CROSS JOIN LATERAL (SELECT id FROM catalog_track WHERE key = k.key OFFSET 0) c
+"""
+
 
 class StagedPlays:
     """Plays of one user COPYed into a staging table, merged by `merge()`. Use inside `transaction.atomic()`:
@@ -221,6 +229,8 @@ class StagedPlays:
         self._cursor = connection.cursor()
         self._cursor.execute(_CREATE_STAGING)
         self._tracks_created = False
+        # The primary keys of the tracks staged with add_tracks, known once merge() has created them.
+        self.track_ids: dict[str, int] = {}
 
     def _span(self, earliest: datetime, latest: datetime) -> None:
         if self.earliest is None or earliest < self.earliest:
@@ -291,6 +301,8 @@ class StagedPlays:
         if self._tracks_created:
             if self.tracks:
                 cursor.execute(_UPSERT_TRACKS)
+                cursor.execute(_STAGED_TRACK_IDS)
+                self.track_ids = dict(cursor.fetchall())
             cursor.execute("DROP TABLE import_tracks")
         if not self.count:
             cursor.execute("DROP TABLE import_staging")
