@@ -316,3 +316,43 @@ def test_an_archive_over_a_limit_fails_the_job_and_writes_nothing(user, tmp_path
     assert summary.status == "failed"
     assert summary.errors == ["my_spotify_data.zip: holds 3 files; the limit is 2."]
     assert _catalog_and_plays() == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("before", ["first import", "plays already stored"])
+def test_statistics_after_an_import_equal_a_full_rebuild(user, tmp_path, before):
+    """The refresh an import ends with (unbounded for a first import, by span otherwise, month rows diffed)
+    leaves the same rollups as a rebuild from scratch, also when the import adds to plays stored before it in
+    the same months."""
+    from earworm.stats.models import HourRollup, TrackRollup
+    from earworm.stats.services import stats_rollups_refresh
+
+    if before == "plays already stored":
+        track = Track.objects.create(key="4uLU6hMCjMI75M1A2tKUQC", spotify_id="4uLU6hMCjMI75M1A2tKUQC", name="x")
+        history_plays_store(user_id=user.pk, plays=[NewPlay(track.pk, datetime(2023, 2, 10, tzinfo=UTC), None, "api")])
+        stats_rollups_refresh(user_id=user.pk)
+    ids = [f"{n:022d}" for n in range(40)]
+    files = []
+    for number in range(5):  # files sharing months, in no particular order inside
+        start = datetime(2023, 1, 20, tzinfo=UTC) + timedelta(days=17 * number)
+        records = [
+            _extended(
+                (start + timedelta(hours=7 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                uri=f"spotify:track:{ids[(i * 7 + number) % 40]}",
+                ms=60_000 + i,
+            )
+            for i in range(60)
+        ]
+        files.append(_write(tmp_path, f"Streaming_History_Audio_2023_{number}.json", records[::-1]))
+
+    summary = _import(user, *files)
+
+    def rows() -> tuple[set, set]:
+        tracks = TrackRollup.objects.filter(user=user).values_list("grain", "start", "track_id", "plays", "ms_played")
+        hours = HourRollup.objects.filter(user=user).values_list("grain", "start", "weekday", "hour", "plays")
+        return set(tracks), set(hours)
+
+    assert summary.plays_added == 300
+    imported = rows()
+    stats_rollups_refresh(user_id=user.pk)
+    assert imported == rows()
+    assert sum(plays for grain, *_, plays, _ms in imported[0] if grain == 3) == Play.objects.filter(user=user).count()
