@@ -215,8 +215,9 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
     )
     # The rows that differ either way: a sync changes a few of a month's thousands of tracks.
     cursor.execute(
-        f"SELECT track_id FROM ({new} EXCEPT {old}) a UNION SELECT track_id FROM ({old} EXCEPT {new}) b",
-        [*new_params, *old_params, *old_params, *new_params],
+        f"WITH new AS ({new}), old AS ({old}) SELECT track_id FROM (SELECT * FROM new EXCEPT SELECT * FROM old) a "
+        "UNION SELECT track_id FROM (SELECT * FROM old EXCEPT SELECT * FROM new) b",
+        [*new_params, *old_params],
     )
     changed = sorted(row[0] for row in cursor.fetchall())
     if not changed:
