@@ -243,7 +243,7 @@ class _Chunk:
     skipped: Counter[str]
     plays: list[ExportPlay]
     # For COPY, when every play names its Spotify id: the plays as COPY text lines of import_staging, the
-    # first play of each track, and the span of their end times.
+    # last play of each track no earlier file committed, and the span of their end times.
     copy_text: str | None = None
     tracks: dict[str, ExportPlay] = field(default_factory=dict)
     earliest: datetime | None = None
