@@ -18,6 +18,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks_doc import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MARK_START, MARK_END = "<!-- fleet-bench:start -->", "<!-- fleet-bench:end -->"
@@ -56,7 +58,7 @@ def main() -> None:
     lines = render(args, reports, check, counters, setup_s, ok)
     print("\n".join(lines))
     if not args.no_docs:
-        write_section("\n".join(lines))
+        write_section("\n".join(lines), start=MARK_START, end=MARK_END)
     if not ok:
         raise SystemExit(1)
 
@@ -100,17 +102,6 @@ def render(args, reports, check, counters, setup_s: float, ok: bool) -> list[str
         MARK_END,
     ]
     return lines
-
-
-def write_section(report: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text()
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        text = before + report + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + report + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":

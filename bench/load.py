@@ -25,6 +25,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks_doc import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
@@ -180,7 +182,7 @@ def main() -> None:
         report = render(args, results, plays)
         print(report)
         if not args.no_docs:
-            write_section(report)
+            write_section(report, start=MARK_START, end=MARK_END)
     finally:
         if web is not None:
             web.stop()
@@ -235,18 +237,6 @@ def render(args, results, plays: int) -> str:
         MARK_END,
     ]
     return "\n".join(lines)
-
-
-def write_section(report: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text()
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1]
-        text = before + report + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + report + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchmarks_doc import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DB_NAME = "earworm_bench_stats"
@@ -223,7 +225,7 @@ def main() -> None:
             admin_sql(f"DROP DATABASE IF EXISTS {DB_NAME}")
     print(report)
     if not args.no_write:
-        write_section(report)
+        write_section(report, start=MARK_START, end=MARK_END)
 
 
 def run(args) -> str:
@@ -391,18 +393,6 @@ def render(args, results, exports, total_plays, fill_s, heavy_build, small_build
         lines.append(f"| {label} | {fmt} | {rows:,} | {rate:,.0f} | {growth:.1f} MB |")
     lines += ["", MARK_END]
     return "\n".join(lines)
-
-
-def write_section(report: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        _, tail = rest.split(MARK_END, 1)
-        text = head + report + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + report + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":
