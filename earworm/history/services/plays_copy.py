@@ -170,29 +170,44 @@ CREATE TEMP TABLE import_tracks (
 ) ON COMMIT DROP
 """
 
-_UPSERT_TRACKS = """
+
+def _upsert_named(table: str, prefix: str, defaults: dict[str, str]) -> str:
+    """Upsert the provisional artists or albums (`{prefix}_key`, `{prefix}_name`) of the file's new tracks:
+    one row per key, its first name in the file; `defaults` fills the table's other columns."""
+    columns = ", ".join(defaults)
+    values = ", ".join(defaults.values())
+    return f"""
+INSERT INTO {table} (created_at, updated_at, key, spotify_id, name, metadata_fetched_at, not_found, {columns})
+SELECT now(), now(), {prefix}_key, NULL, name, NULL, false, {values}
+FROM (SELECT DISTINCT ON ({prefix}_key) {prefix}_key, left({prefix}_name, 1000) AS name FROM import_new_tracks
+      WHERE {prefix}_key IS NOT NULL ORDER BY {prefix}_key, ord) a
+WHERE NOT EXISTS (SELECT 1 FROM {table} c WHERE c.key = a.{prefix}_key AND c.name = a.name OFFSET 0)
+ORDER BY {prefix}_key
+ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, updated_at = EXCLUDED.updated_at
+WHERE {table}.name <> EXCLUDED.name;"""  # noqa: S608 (only module constants are formatted in)
+
+
+_UPSERT_ARTISTS = _upsert_named("catalog_artist", "artist", {"image_url": "''"})
+_UPSERT_ALBUMS = _upsert_named(
+    "catalog_album",
+    "album",
+    {
+        "album_type": "''",
+        "release_date": "''",
+        "release_date_precision": "''",
+        "total_tracks": "NULL",
+        "image_url": "''",
+    },
+)
+
+_UPSERT_TRACKS = f"""
 SET LOCAL jit = off;
 CREATE TEMP TABLE import_new_tracks ON COMMIT DROP AS
 SELECT DISTINCT ON (t.key) t.* FROM import_tracks t
 WHERE NOT EXISTS (SELECT 1 FROM catalog_track c WHERE c.key = t.key OFFSET 0)
 ORDER BY t.key, t.ord;
-INSERT INTO catalog_artist (created_at, updated_at, key, spotify_id, name, metadata_fetched_at, not_found, image_url)
-SELECT now(), now(), artist_key, NULL, name, NULL, false, ''
-FROM (SELECT DISTINCT ON (artist_key) artist_key, left(artist_name, 1000) AS name FROM import_new_tracks
-      WHERE artist_key IS NOT NULL ORDER BY artist_key, ord) a
-WHERE NOT EXISTS (SELECT 1 FROM catalog_artist c WHERE c.key = a.artist_key AND c.name = a.name OFFSET 0)
-ORDER BY artist_key
-ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, updated_at = EXCLUDED.updated_at
-WHERE catalog_artist.name <> EXCLUDED.name;
-INSERT INTO catalog_album (created_at, updated_at, key, spotify_id, name, metadata_fetched_at, not_found,
-                           album_type, release_date, release_date_precision, total_tracks, image_url)
-SELECT now(), now(), album_key, NULL, name, NULL, false, '', '', '', NULL, ''
-FROM (SELECT DISTINCT ON (album_key) album_key, left(album_name, 1000) AS name FROM import_new_tracks
-      WHERE album_key IS NOT NULL ORDER BY album_key, ord) a
-WHERE NOT EXISTS (SELECT 1 FROM catalog_album c WHERE c.key = a.album_key AND c.name = a.name OFFSET 0)
-ORDER BY album_key
-ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, updated_at = EXCLUDED.updated_at
-WHERE catalog_album.name <> EXCLUDED.name;
+{_UPSERT_ARTISTS}
+{_UPSERT_ALBUMS}
 WITH created AS (
     INSERT INTO catalog_track (created_at, updated_at, key, spotify_id, name, metadata_fetched_at, not_found,
                                duration_ms, isrc, explicit, is_local, album_id)
@@ -208,7 +223,7 @@ SELECT created.id, (SELECT ar.id FROM catalog_artist ar WHERE ar.key = t.artist_
 FROM created JOIN import_new_tracks t ON t.key = created.key
 WHERE t.artist_key IS NOT NULL;
 DROP TABLE import_new_tracks
-"""
+"""  # noqa: S608 (only module constants are formatted in)
 
 _STAGED_TRACK_IDS = """
 SELECT k.key, c.id FROM (SELECT DISTINCT key FROM import_tracks) k
