@@ -53,13 +53,13 @@ def local_parts_sql() -> tuple[str, str, str]:
     )
 
 
-def _period_start_sql(grain: Grain) -> str:
-    """SQL for the first day of the month or year that contains `start`."""
+def _period_start_sql(grain: Grain, day: str = "start") -> str:
+    """SQL for the first day of the month or year that contains the date `day` (a column or expression)."""
     if _is_postgres():
         unit = "month" if grain == Grain.MONTH else "year"
-        return f"CAST(date_trunc('{unit}', CAST(start AS timestamp)) AS date)"
+        return f"CAST(date_trunc('{unit}', CAST({day} AS timestamp)) AS date)"
     modifier = "start of month" if grain == Grain.MONTH else "start of year"
-    return f"date(start, '{modifier}')"
+    return f"date({day}, '{modifier}')"
 
 
 def _month_start(day: date) -> date:
@@ -179,13 +179,6 @@ def _rebuild_hour_days(cursor, user_id: int, zone: ZoneInfo, day_lo: date | None
     )
 
 
-def _month_of_play_sql() -> str:
-    """SQL for the first day of the local month of `p.played_at`; takes the zone name once."""
-    if _is_postgres():
-        return "CAST(date_trunc('month', p.played_at AT TIME ZONE %s) AS date)"
-    return "date(django_datetime_cast_date(p.played_at, %s, 'UTC'), 'start of month')"
-
-
 def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None, hi: date | None) -> list[int] | None:
     """Month rows of the track rollup for the months [lo, hi], from the plays; returns the tracks whose rows
     changed (None for an unbounded rebuild: every track).
@@ -194,7 +187,7 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
     of the days at the ends of a range (`selectors.track_rows_sql`).
     """
     table = TrackRollup._meta.db_table
-    month = _month_of_play_sql()
+    month = _period_start_sql(Grain.MONTH, local_parts_sql()[0])  # the month of the play's local day
     play_params: list = [user_id]
     plays = plays_in_days_sql(zone, lo, _next_month(hi) - timedelta(days=1) if hi else None, play_params)
     new = (
