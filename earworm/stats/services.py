@@ -108,7 +108,8 @@ def stats_rollups_refresh(*, user_id: int, start: datetime | None = None, end: d
         # Only the tracks whose month rows changed can change in their years: a sync touches a few dozen
         # tracks, not the thousands a heavy listener plays in a year.
         some = touched if touched is not None and len(touched) <= TOUCHED_TRACKS_MAX else None
-        _rebuild_coarser(cursor, user_id, Grain.MONTH, month_lo, month_hi, tracks=False)
+        # Track month rows come from plays (above): only the hour rollup's months from its days.
+        _rebuild_coarser(cursor, user_id, Grain.MONTH, month_lo, month_hi, track_ids=[])
         year_lo = date(day_lo.year, 1, 1) if day_lo else None
         year_hi = date(day_hi.year, 1, 1) if day_hi else None
         _rebuild_coarser(cursor, user_id, Grain.YEAR, year_lo, year_hi, some)
@@ -228,29 +229,19 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
 
 
 def _rebuild_coarser(
-    cursor,
-    user_id: int,
-    grain: Grain,
-    lo: date | None,
-    hi: date | None,
-    track_ids: list[int] | None = None,
-    *,
-    tracks: bool = True,
+    cursor, user_id: int, grain: Grain, lo: date | None, hi: date | None, track_ids: list[int] | None = None
 ) -> None:
     """Rebuild month (or year) rows for the periods starting in [lo, hi] from the next finer grain.
 
-    With `track_ids`, only those tracks' rows of the track rollup (the hour rollup always whole); without
-    `tracks`, only the hour rollup.
+    With `track_ids`, only those tracks' rows of the track rollup (none for an empty list; the hour rollup
+    always whole).
     """
     finer = Grain(grain - 1)
     hi_end = None
     if hi is not None:
         hi_end = _next_month(hi) if grain == Grain.MONTH else date(hi.year + 1, 1, 1)
     period_sql = _period_start_sql(grain)
-    tables = [(HourRollup._meta.db_table, "weekday, hour")]
-    if tracks:
-        tables.insert(0, (TrackRollup._meta.db_table, "track_id"))
-    for table, keys in tables:
+    for table, keys in ((TrackRollup._meta.db_table, "track_id"), (HourRollup._meta.db_table, "weekday, hour")):
         only = ""
         if keys == "track_id" and track_ids is not None:
             if not track_ids:
