@@ -46,6 +46,7 @@ from earworm.history.importing import (
 )
 from earworm.history.models import ImportJob, Play
 from earworm.history.services.plays import NewPlay, StoreResult, history_plays_store
+from earworm.history.services.plays_copy import StagedPlays, export_copy_line
 
 logger = logging.getLogger(__name__)
 
@@ -261,18 +262,15 @@ def _prepare(rows: list[ExportPlay | Skip], *, for_copy: bool, known: "_KnownTra
     chunk = _Chunk(len(rows), skipped, plays)
     if for_copy and plays and all(play.track_id for play in plays):
         # Tracks committed by an earlier file go by primary key, the others by catalog key, resolved in the
-        # merge. Spotify ids are [0-9A-Za-z]: nothing to escape.
+        # merge.
         ids = known.ids
         lines = []
         for play in plays:
             pk = ids.get(play.track_id)
-            end = f"{play.played_at.isoformat()}\t{play.ms_played}\texport\t\n"
             if pk is None:
-                lines.append(f"\\N\t{play.track_id}\t{end}")
                 # The names of the chunk's last play of each track, as `_TrackResolver.resolve` takes them.
                 chunk.tracks[play.track_id] = play
-            else:
-                lines.append(f"{pk}\t\\N\t{end}")
+            lines.append(export_copy_line(play.track_id if pk is None else pk, play.played_at, play.ms_played))
         chunk.copy_text = "".join(lines)
         chunk.earliest = min(play.played_at for play in plays)
         chunk.latest = max(play.played_at for play in plays)
@@ -497,11 +495,10 @@ class _KnownTracks:
 class _CopyWriter:
     """PostgreSQL: plays and the provisional tracks they name COPYed into staging tables chunk by chunk
     (memory independent of the file's size), merged in SQL by `StagedPlays.merge()` at the end of the file.
-    Plays with a Spotify id go in by track key; only records without one are resolved here, by name."""
+    Plays with a Spotify id go in by the track's primary or catalog key; only records without one are resolved
+    here, by name."""
 
     def __init__(self, user_id: int, known: _KnownTracks) -> None:
-        from earworm.history.services.plays_copy import StagedPlays
-
         self.staged = StagedPlays(user_id=user_id)
         self.resolver = _TrackResolver(user_id)
         self.known = known

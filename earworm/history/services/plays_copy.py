@@ -231,6 +231,15 @@ CROSS JOIN LATERAL (SELECT id FROM catalog_track WHERE key = k.key OFFSET 0) c
 """
 
 
+def export_copy_line(track: int | str, played_at: datetime, ms_played: int) -> str:
+    """One export play as a COPY text line of `import_staging`, naming its track by primary key, or by the
+    catalog key of a track staged with `StagedPlays.add_tracks`. Keys are Spotify ids ([0-9A-Za-z]) and pks
+    are ints, so nothing needs COPY escaping."""
+    if type(track) is int:
+        return f"{track}\t\\N\t{played_at.isoformat()}\t{ms_played}\texport\t\n"
+    return f"\\N\t{track}\t{played_at.isoformat()}\t{ms_played}\texport\t\n"
+
+
 class StagedPlays:
     """Plays of one user COPYed into a staging table, merged by `merge()`. Use inside `transaction.atomic()`:
     the staging tables live until the transaction ends."""
@@ -275,15 +284,9 @@ class StagedPlays:
         ms_played)`, in input order (the tie-break for plays ending together)."""
         if not plays:
             return
-        lines = []
-        for track, played_at, ms_played in plays:
-            # Keys are Spotify ids ([0-9A-Za-z]) and pks are ints, so nothing needs COPY escaping.
-            if type(track) is int:
-                lines.append(f"{track}\t\\N\t{played_at.isoformat()}\t{ms_played}\texport\t\n")
-            else:
-                lines.append(f"\\N\t{track}\t{played_at.isoformat()}\t{ms_played}\texport\t\n")
+        text = "".join([export_copy_line(*play) for play in plays])
         moments = [play[1] for play in plays]
-        self.add_export_text("".join(lines), len(plays), min(moments), max(moments))
+        self.add_export_text(text, len(plays), min(moments), max(moments))
 
     def add_export_text(self, text: str, count: int, earliest: datetime, latest: datetime) -> None:
         """COPY `count` export plays already formatted as COPY text lines of (track pk, track key, played_at,
