@@ -168,10 +168,10 @@ def history_import(*, job_id: int, progress: Callable[[ImportProgress], None] | 
 
 
 def _finish(job: ImportJob, status: str) -> None:
+    """Refresh the statistics of the plays added, then mark the job finished: a job shown as done has its
+    statistics ready. A failed refresh leaves the job running; when its claim expires it is resumed, finds
+    every file done and comes back here."""
     job.refresh_from_db()
-    ImportJob.objects.filter(pk=job.pk).update(status=status, finished_at=timezone.now(), claimed_until=None)
-    if job.upload_path and not job.source_paths:
-        (upload_dir() / job.upload_path).unlink(missing_ok=True)
     if job.plays_added and job.span_start and job.span_end:
         if connection.vendor == "postgresql" and job.plays_added >= ANALYZE_AFTER_PLAYS:
             # The planner's row counts predate the import; autovacuum may be late or off. Stale counts turned
@@ -179,6 +179,9 @@ def _finish(job: ImportJob, status: str) -> None:
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE history_play, catalog_track")
         _refresh_stats(user_id=job.user_id, start=job.span_start, end=job.span_end)
+    ImportJob.objects.filter(pk=job.pk).update(status=status, finished_at=timezone.now(), claimed_until=None)
+    if job.upload_path and not job.source_paths:
+        (upload_dir() / job.upload_path).unlink(missing_ok=True)
 
 
 def _refresh_stats(*, user_id: int, start: datetime, end: datetime) -> None:

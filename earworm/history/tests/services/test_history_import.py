@@ -356,3 +356,24 @@ def test_statistics_after_an_import_equal_a_full_rebuild(user, tmp_path, before)
     stats_rollups_refresh(user_id=user.pk)
     assert imported == rows()
     assert sum(plays for grain, *_, plays, _ms in imported[0] if grain == 3) == Play.objects.filter(user=user).count()
+
+
+def test_a_job_is_shown_done_only_once_its_statistics_are_ready(user, tmp_path, monkeypatch):
+    """The import page and API show the job's status from another process: "done" must mean the rollups
+    are already rebuilt."""
+    from earworm.history.services import imports
+
+    refresh = imports._refresh_stats
+    seen = []
+
+    def watching(**kwargs):
+        seen.append(ImportJob.objects.get().status)
+        refresh(**kwargs)
+
+    monkeypatch.setattr(imports, "_refresh_stats", watching)
+    path = _write(tmp_path, "Streaming_History_Audio_2023_0.json", [_extended("2023-05-01T10:00:00Z")])
+
+    summary = _import(user, path)
+
+    assert seen == [ImportJob.Status.RUNNING]
+    assert summary.status == ImportJob.Status.DONE
