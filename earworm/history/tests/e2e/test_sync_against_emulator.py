@@ -102,11 +102,16 @@ def test_more_than_50_plays_between_polls_is_a_recorded_gap(emulator_factory):
     control = emu.control
     heavy, normal = (u["id"] for u in control.users()[:2])
     accounts = {user: connect(emu, user) for user in (heavy, normal)}
+    # Explicit plays, not a simulated listening session: a simulated 10 minutes can hold no play at all,
+    # and with nothing stored there is no last play to measure a gap from.
     for user in (heavy, normal):
-        control.play(user, simulate_minutes=10, advance_clock=False)
+        control.play(
+            user, [{"track_index": 100 + i, "played_at": control.now_ms() + (i + 1) * 200_000} for i in range(3)]
+        )
     control.advance_clock(15 * 60)
     for account in accounts.values():
-        assert history_sync(account_id=account.pk, force=True).gap_from is None
+        first = history_sync(account_id=account.pk, force=True)
+        assert (first.new_plays, first.gap_from) == (3, None)
 
     control.play(heavy, [{"track_index": i, "played_at": control.now_ms() + (i + 1) * 20_000} for i in range(60)])
     control.play(normal, [{"track_index": i, "played_at": control.now_ms() + (i + 1) * 20_000} for i in range(40)])
