@@ -101,7 +101,8 @@ class Track(CatalogItem):
 class TrackArtist(models.Model):
     """Ordered link: position 0 is the first-credited artist."""
 
-    track = models.ForeignKey(Track, on_delete=models.CASCADE)
+    # No index of its own: both unique constraints begin with the track (one index less to write per link).
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, db_index=False)
     artist = models.ForeignKey(Artist, on_delete=models.CASCADE)
     position = models.PositiveSmallIntegerField()
 

@@ -27,8 +27,13 @@ class TrackRollup(models.Model):
 
     Artist, album and genre statistics join this through TrackArtist, Track and ArtistGenre at query time,
     so a catalog change (enrichment replacing a track's artists) shows at once without a refresh.
+
+    Keyed by (user, grain, start, track) itself: a surrogate id would be one more index to write per row, and
+    an import writes about as many rollup rows as plays (on PostgreSQL the key also covers the counts, for
+    index-only scans; migration stats 0006).
     """
 
+    pk = models.CompositePrimaryKey("user", "grain", "start", "track")
     # No database constraint on the rollups' foreign keys (derived data, rebuilt from plays): PostgreSQL would
     # check each of the ~1.5M rows of a full rebuild at commit. Deletes still cascade through Django's collector.
     user = models.ForeignKey(
@@ -45,11 +50,6 @@ class TrackRollup(models.Model):
     ms_played = models.BigIntegerField()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["user", "grain", "start", "track"], name="stats_trackrollup_unique_period_track"
-            ),
-        ]
         indexes = [
             # Artist, album and track pages: one track's periods.
             models.Index(fields=["user", "track", "grain", "start"], name="stats_trackrollup_by_track"),
@@ -63,7 +63,10 @@ class HourRollup(models.Model):
     """Plays and listening time of one user per local hour of day and weekday, in one period.
 
     Day rows have one weekday; month and year rows sum days. Totals, the timeline and the heatmap read it.
+    Keyed by its period and hour, like TrackRollup.
     """
+
+    pk = models.CompositePrimaryKey("user", "grain", "start", "weekday", "hour")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
@@ -75,13 +78,6 @@ class HourRollup(models.Model):
     hour = models.SmallIntegerField()
     plays = models.PositiveIntegerField()
     ms_played = models.BigIntegerField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["user", "grain", "start", "weekday", "hour"], name="stats_hourrollup_unique_period_hour"
-            ),
-        ]
 
     def __str__(self) -> str:
         return f"{self.user_id} {Grain(self.grain).label} {self.start}: {self.weekday}/{self.hour} x{self.plays}"

@@ -464,7 +464,8 @@ def stats_genre_artists(
 
 @cached
 def stats_genre_timeline(*, user_id: int, date_range: DateRange, genre_ids: list[int]) -> dict[date, dict[int, int]]:
-    """Plays per genre per year (ranges over two years) or per month, for the given genres."""
+    """Plays per genre per year (ranges over two years) or per month, for the given genres (a track whose
+    artists share a genre counts once: one row per rollup row and genre)."""
     if not genre_ids:
         return {}
     first, last = stats_bounds(user_id=user_id, date_range=date_range)
@@ -474,7 +475,7 @@ def stats_genre_timeline(*, user_id: int, date_range: DateRange, genre_ids: list
     params: list = [user_id, int(grain)]
     marks = ", ".join(["%s"] * len(genre_ids))
     rows = _rows(
-        f"SELECT g.start, g.genre_id, SUM(g.plays) FROM (SELECT DISTINCT r.id, r.start, r.plays, ag.genre_id "
+        f"SELECT g.start, g.genre_id, SUM(g.plays) FROM (SELECT DISTINCT r.track_id, r.start, r.plays, ag.genre_id "
         f"FROM {TR} r JOIN {TA} ta ON ta.track_id = r.track_id JOIN {AG} ag ON ag.artist_id = ta.artist_id "
         f"WHERE r.user_id = %s AND r.grain = %s AND r.start >= %s AND r.start <= %s AND ag.genre_id IN ({marks})) g "
         "GROUP BY g.start, g.genre_id",

@@ -62,6 +62,13 @@ def _period_start_sql(grain: Grain, day: str = "start") -> str:
     return f"date({day}, '{modifier}')"
 
 
+def _local_month_sql() -> str:
+    """SQL for the first day of the local month of `p.played_at`; takes the zone name once."""
+    if _is_postgres():
+        return "CAST(date_trunc('month', p.played_at AT TIME ZONE %s) AS date)"
+    return _period_start_sql(Grain.MONTH, local_parts_sql()[0])
+
+
 def _month_start(day: date) -> date:
     return day.replace(day=1)
 
@@ -168,13 +175,24 @@ def _rebuild_hour_days(cursor, user_id: int, zone: ZoneInfo, day_lo: date | None
         + _between("start", day_lo, day_hi, params),
         params,
     )
-    day_sql, weekday_sql, hour_sql = local_parts_sql()
     tz_name = str(zone.key)
     play_params: list = [user_id]
     plays = plays_in_days_sql(zone, day_lo, day_hi, play_params)
+    insert = f"INSERT INTO {HourRollup._meta.db_table} (user_id, grain, start, weekday, hour, plays, ms_played) "
+    if _is_postgres():
+        # One time-zone conversion per play, grouped by the local hour it falls in; the day, weekday and hour
+        # follow from that hour (three conversions and a three-column grouping took three times as long).
+        cursor.execute(
+            f"{insert} SELECT %s, %s, CAST(h AS date), CAST(EXTRACT(ISODOW FROM h) AS integer) - 1, "
+            "CAST(EXTRACT(HOUR FROM h) AS integer), n, ms FROM ("
+            f"SELECT date_trunc('hour', p.played_at AT TIME ZONE %s) AS h, COUNT(*) AS n, SUM({PLAY_MS_SQL}) AS ms "
+            f"{plays} GROUP BY 1) g ORDER BY h",
+            [user_id, int(Grain.DAY), tz_name, *play_params],
+        )
+        return
+    day_sql, weekday_sql, hour_sql = local_parts_sql()
     cursor.execute(
-        f"INSERT INTO {HourRollup._meta.db_table} (user_id, grain, start, weekday, hour, plays, ms_played) "
-        f"SELECT %s, %s, {day_sql}, {weekday_sql}, {hour_sql}, COUNT(*), SUM({PLAY_MS_SQL}) {plays} "
+        f"{insert} SELECT %s, %s, {day_sql}, {weekday_sql}, {hour_sql}, COUNT(*), SUM({PLAY_MS_SQL}) {plays} "
         "GROUP BY 3, 4, 5 ORDER BY 3, 4, 5",
         [user_id, int(Grain.DAY), tz_name, tz_name, tz_name, *play_params],
     )
@@ -188,7 +206,7 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
     of the days at the ends of a range (`selectors.track_rows_sql`).
     """
     table = TrackRollup._meta.db_table
-    month = _period_start_sql(Grain.MONTH, local_parts_sql()[0])  # the month of the play's local day
+    month = _local_month_sql()
     play_params: list = [user_id]
     plays = plays_in_days_sql(zone, lo, _next_month(hi) - timedelta(days=1) if hi else None, play_params)
     new = (
