@@ -20,6 +20,10 @@ from earworm.stats.models import ALL_TIME_START, Grain, HourRollup, RollupState,
 CHUNK = 500
 # Up to this many touched tracks, month and year rows are rebuilt per track rather than per whole period.
 TOUCHED_TRACKS_MAX = CHUNK
+# New track rollup rows (columns user, grain, start, track) go in by track, then period: the order of the
+# (user, track, grain, start) index, so both it and the primary key take them in runs instead of the by-track
+# index being written all over (15 % of a large refresh).
+TRACK_ROW_ORDER = "4, 3"
 # A refresh spanning more days than this (an import) sorts with more memory, for its transaction only.
 LARGE_REFRESH_DAYS = 62
 LARGE_REFRESH_WORK_MEM = "64MB"
@@ -218,7 +222,7 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
     )
     if lo is None and hi is None:
         cursor.execute(f"DELETE FROM {table} WHERE user_id = %s AND grain = %s", [user_id, int(Grain.MONTH)])
-        cursor.execute(insert + " ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
+        cursor.execute(insert + f" ORDER BY {TRACK_ROW_ORDER}", [user_id, int(Grain.MONTH), *new_params])
         return None
     old_params: list = [user_id, int(Grain.MONTH)]
     old = f"SELECT start, track_id, plays, ms_played FROM {table} WHERE user_id = %s AND grain = %s" + _between(
@@ -237,12 +241,14 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
     delete = f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", lo, hi, delete_params)
     if len(changed) > TOUCHED_TRACKS_MAX:
         cursor.execute(delete, delete_params)
-        cursor.execute(insert + " ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
+        cursor.execute(insert + f" ORDER BY {TRACK_ROW_ORDER}", [user_id, int(Grain.MONTH), *new_params])
         return changed
     for chunk in _chunks(changed):
         ids = ", ".join(str(int(t)) for t in chunk)
         cursor.execute(f"{delete} AND track_id IN ({ids})", delete_params)
-        cursor.execute(f"{insert} WHERE n.track_id IN ({ids}) ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
+        cursor.execute(
+            f"{insert} WHERE n.track_id IN ({ids}) ORDER BY {TRACK_ROW_ORDER}", [user_id, int(Grain.MONTH), *new_params]
+        )
     return changed
 
 
@@ -278,11 +284,11 @@ def _rebuild_coarser(
         if hi_end is not None:
             where += " AND start < %s"
             params.append(_d(hi_end))
-        group = "3, 4" if keys == "track_id" else "3, 4, 5"
+        group, order = ("3, 4", TRACK_ROW_ORDER) if keys == "track_id" else ("3, 4, 5", "3, 4, 5")
         cursor.execute(
             f"INSERT INTO {table} (user_id, grain, start, {keys}, plays, ms_played) "
             f"SELECT %s, %s, {period_sql}, {keys}, SUM(plays), SUM(ms_played) FROM {table} "
-            f"WHERE user_id = %s AND grain = %s{where} GROUP BY {group} ORDER BY {group}",
+            f"WHERE user_id = %s AND grain = %s{where} GROUP BY {group} ORDER BY {order}",
             params,
         )
 

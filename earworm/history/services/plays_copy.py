@@ -47,20 +47,41 @@ def _duration_sql(track_id: str) -> str:
     return f"(SELECT duration_ms FROM catalog_track WHERE id = {track_id})"  # noqa: S608 (a column name)
 
 
-# A play names its track by primary key (`track_id`) or, for export records, by catalog key (`track_key`),
-# resolved in the merge once the file's provisional tracks exist.
-_CREATE_STAGING = """
-CREATE TEMP TABLE import_staging (
+# The merge's working tables live as long as the connection and are emptied by every COMMIT (and at the start
+# of each use, for a second batch in one transaction): creating and dropping five temp tables per export file
+# wrote and vacuumed the system catalogs 84 times per 1M-record import. A rolled-back first use takes its
+# CREATE with it; the next use creates them again.
+# import_staging: a play names its track by primary key (`track_id`) or, for export records, by catalog key
+# (`track_key`), resolved in the merge once the file's provisional tracks exist.
+# import_tracks / import_new_tracks: provisional tracks named by export records (see _UPSERT_TRACKS).
+# import_stored: the stored plays of the user that can overlap a staged one (see _STORED).
+# import_flags: the offered plays with their verdicts (see _FLAG).
+_PREPARE = """
+CREATE TEMP TABLE IF NOT EXISTS import_staging (
     seq bigserial, track_id bigint, track_key text, played_at timestamptz NOT NULL, ms_played integer,
     source varchar(8) NOT NULL, context_uri text NOT NULL
-) ON COMMIT DROP
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS import_tracks (
+    ord bigint NOT NULL, key text NOT NULL, name text NOT NULL, artist_key text, artist_name text,
+    album_key text, album_name text
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS import_new_tracks (LIKE import_tracks) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS import_stored (
+    track_id bigint, played_at timestamptz, ms_played integer, source varchar(8)
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS import_flags (
+    seq bigint, track_id bigint, played_at timestamptz, started_at timestamptz, ms_played integer,
+    source varchar(8), context_uri text, verdict text
+) ON COMMIT DELETE ROWS;
+DELETE FROM import_staging; DELETE FROM import_tracks; DELETE FROM import_new_tracks; DELETE FROM import_stored;
+DELETE FROM import_flags
 """
 
 # The stored plays of the user that can overlap a staged one: those ending within MAX_LENGTH of the staged
 # span. A temp table with fresh statistics, so the anti-join below is planned on true row counts whatever
 # the state of history_play's statistics (they go stale while an import grows the table).
 _STORED = """
-CREATE TEMP TABLE import_stored ON COMMIT DROP AS
+INSERT INTO import_stored
 SELECT track_id, played_at, ms_played, source FROM history_play
 WHERE user_id = %(user_id)s AND played_at >= %(low)s AND played_at <= %(high)s;
 ANALYZE import_stored
@@ -71,7 +92,7 @@ ANALYZE import_stored
 # overlaps the play before it, which is kept), ? = anything else (a later play of a run of overlaps, short
 # listens, API plays next to API plays), settled by the walk below.
 _FLAG = f"""
-CREATE TEMP TABLE import_flags ON COMMIT DROP AS
+INSERT INTO import_flags
 SELECT seq, track_id, played_at, started_at, ms_played, source, context_uri,
        CASE WHEN prev_end IS NULL OR (prev_end <= started_at + {_TOL} AND prev_end < played_at) THEN 'k'
             WHEN (prev2_end IS NULL OR (prev2_end <= prev_start + {_TOL} AND prev2_end < prev_end))
@@ -163,12 +184,6 @@ FROM import_flags WHERE verdict = 'k'
 # guesses the track-link join grows with the square of the file's new tracks, so larger files crossed
 # `jit_above_cost` and spent up to 0.37 s compiling a statement of key lookups that runs in 0.17 s
 # (0.85 s of a 1M-record import); none of the merge's statements gains from JIT.
-_CREATE_TRACKS = """
-CREATE TEMP TABLE import_tracks (
-    ord bigint NOT NULL, key text NOT NULL, name text NOT NULL, artist_key text, artist_name text,
-    album_key text, album_name text
-) ON COMMIT DROP
-"""
 
 
 def _upsert_named(table: str, prefix: str, defaults: dict[str, str]) -> str:
@@ -202,7 +217,7 @@ _UPSERT_ALBUMS = _upsert_named(
 
 _UPSERT_TRACKS = f"""
 SET LOCAL jit = off;
-CREATE TEMP TABLE import_new_tracks ON COMMIT DROP AS
+INSERT INTO import_new_tracks
 SELECT DISTINCT ON (t.key) t.* FROM import_tracks t
 WHERE NOT EXISTS (SELECT 1 FROM catalog_track c WHERE c.key = t.key OFFSET 0)
 ORDER BY t.key, t.ord;
@@ -221,8 +236,7 @@ WITH created AS (
 INSERT INTO catalog_trackartist (track_id, artist_id, position)
 SELECT created.id, (SELECT ar.id FROM catalog_artist ar WHERE ar.key = t.artist_key), 0
 FROM created JOIN import_new_tracks t ON t.key = created.key
-WHERE t.artist_key IS NOT NULL;
-DROP TABLE import_new_tracks
+WHERE t.artist_key IS NOT NULL
 """  # noqa: S608 (only module constants are formatted in)
 
 _STAGED_TRACK_IDS = """
@@ -242,7 +256,7 @@ def export_copy_line(track: int | str, played_at: datetime, ms_played: int) -> s
 
 class StagedPlays:
     """Plays of one user COPYed into a staging table, merged by `merge()`. Use inside `transaction.atomic()`:
-    the staging tables live until the transaction ends."""
+    the staging tables are emptied when the transaction ends."""
 
     def __init__(self, *, user_id: int) -> None:
         self.user_id = user_id
@@ -251,8 +265,7 @@ class StagedPlays:
         self.earliest: datetime | None = None
         self.latest: datetime | None = None
         self._cursor = connection.cursor()
-        self._cursor.execute(_CREATE_STAGING)
-        self._tracks_created = False
+        self._cursor.execute(_PREPARE)
         # The primary keys of the tracks staged with add_tracks, known once merge() has created them.
         self.track_ids: dict[str, int] = {}
 
@@ -301,9 +314,6 @@ class StagedPlays:
     def add_tracks(self, tracks: Iterable[tuple[str, str, str | None, str, str | None, str]]) -> None:
         """Stage provisional tracks `(key, name, artist key, artist name, album key, album name)` (keys None when
         the name is unknown), created by `merge()` unless a track with that key exists by then."""
-        if not self._tracks_created:
-            self._cursor.execute(_CREATE_TRACKS)
-            self._tracks_created = True
         ord_ = self.tracks
         with self._cursor.cursor.copy(  # type: ignore[attr-defined]
             "COPY import_tracks (ord, key, name, artist_key, artist_name, album_key, album_name) FROM STDIN"
@@ -316,14 +326,11 @@ class StagedPlays:
     def merge(self) -> StoreResult:
         """Insert the staged plays that are not duplicates; returns the counts as `history_plays_store` does."""
         cursor = self._cursor
-        if self._tracks_created:
-            if self.tracks:
-                cursor.execute(_UPSERT_TRACKS)
-                cursor.execute(_STAGED_TRACK_IDS)
-                self.track_ids = dict(cursor.fetchall())
-            cursor.execute("DROP TABLE import_tracks")
+        if self.tracks:
+            cursor.execute(_UPSERT_TRACKS)
+            cursor.execute(_STAGED_TRACK_IDS)
+            self.track_ids = dict(cursor.fetchall())
         if not self.count:
-            cursor.execute("DROP TABLE import_staging")
             return StoreResult(inserted=0, duplicates=0, earliest=None, latest=None)
         assert self.earliest is not None and self.latest is not None
         plays_user_lock(user_id=self.user_id)
@@ -335,14 +342,13 @@ class StagedPlays:
         cursor.execute(_STORED, params)
         cursor.execute(_FLAG, params)
         cursor.execute("SELECT EXISTS (SELECT 1 FROM import_flags WHERE verdict = '?')")
-        if cursor.fetchone()[0]:
+        unsettled = cursor.fetchone()[0]
+        if unsettled:
             cursor.execute(_WALK)
         cursor.execute(_INSERT, params)
         inserted = cursor.rowcount
-        cursor.execute(
-            "DROP TABLE IF EXISTS import_walk; DROP TABLE import_flags; DROP TABLE import_stored;"
-            " DROP TABLE import_staging"
-        )
+        if unsettled:
+            cursor.execute("DROP TABLE import_walk")  # rare: an ordinary temp table, not one kept for the next use
         return StoreResult(
             inserted=inserted, duplicates=self.count - inserted, earliest=self.earliest, latest=self.latest
         )
