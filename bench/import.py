@@ -9,7 +9,8 @@ podcast episodes, rows with every content field null, `offline_timestamp` in ms 
 drops (`earworm_bench_import`), and reports records/s and the import process's peak RSS. In the same run:
 (a) the floor, a plain COPY of the same play rows into an empty copy of the plays table, right after each
 import (--runs, default 3, each into a fresh database: this machine's speed drifts within minutes, so only a
-ratio measured side by side means anything; the run with the median ratio is reported); (b) the baseline, a
+ratio measured side by side means anything; the run with the median ratio is reported; each timed part starts
+right after a CHECKPOINT, so neither pays for the other's dirty buffers and WAL); (b) the baseline, a
 naive per-row ORM loop over 20,000 records. Appends its section to docs/benchmarks.md with --write.
 """
 
@@ -187,6 +188,7 @@ def _import_once(base: str, env: dict, archive: Path) -> tuple[float, str]:
         "from earworm.accounts.tests.factories import SpotifyAccountFactory; SpotifyAccountFactory(spotify_id='bench')"
     )
     subprocess.run([*manage, "shell", "-v", "0", "-c", setup], cwd=ROOT, env=env, check=True)
+    _psql(base, "CHECKPOINT")
     began = time.perf_counter()
     done = subprocess.run(
         [*manage, "import_history", str(archive), "--user", "bench"],
@@ -213,6 +215,7 @@ def _copy_floor(url: str) -> tuple[float, int]:
                 buffer += data
         plays = buffer.count(b"\n")
         conn.execute("CREATE TABLE bench_copy_floor (LIKE history_play INCLUDING ALL)")
+        conn.execute("CHECKPOINT")
         began = time.perf_counter()
         with conn.cursor().copy(
             "COPY bench_copy_floor (user_id, track_id, played_at, ms_played, source, context_uri) FROM STDIN"

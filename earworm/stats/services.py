@@ -22,7 +22,7 @@ CHUNK = 500
 TOUCHED_TRACKS_MAX = CHUNK
 # New track rollup rows (columns user, grain, start, track) go in by track, then period: the order of the
 # (user, track, grain, start) index, so both it and the primary key take them in runs instead of the by-track
-# index being written all over (15 % of a large refresh).
+# index being written all over (13 % of the track rows' insert time, measured on 678,000 rows).
 TRACK_ROW_ORDER = "4, 3"
 # A refresh spanning more days than this (an import) sorts with more memory, for its transaction only.
 LARGE_REFRESH_DAYS = 62
