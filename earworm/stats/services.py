@@ -20,11 +20,6 @@ from earworm.stats.models import ALL_TIME_START, Grain, HourRollup, RollupState,
 CHUNK = 500
 # Up to this many touched tracks, month and year rows are rebuilt per track rather than per whole period.
 TOUCHED_TRACKS_MAX = CHUNK
-# New track rollup rows (columns user, grain, start, track) go in by period, then track: the primary key's
-# order, which also keeps a period's rows together in the table. Inserting by track instead wrote the by-track
-# index in runs (13 % less insert time) but scattered each period's rows over the whole table, and a range of
-# several tiles is read with a bitmap heap scan (2,771 table blocks for 13,000 rows of a 1M-play user).
-TRACK_ROW_ORDER = "3, 4"
 # A refresh spanning more days than this (an import) sorts with more memory, for its transaction only.
 LARGE_REFRESH_DAYS = 62
 LARGE_REFRESH_WORK_MEM = "64MB"
@@ -58,20 +53,13 @@ def local_parts_sql() -> tuple[str, str, str]:
     )
 
 
-def _period_start_sql(grain: Grain, day: str = "start") -> str:
-    """SQL for the first day of the month or year that contains the date `day` (a column or expression)."""
+def _period_start_sql(grain: Grain) -> str:
+    """SQL for the first day of the month or year that contains `start`."""
     if _is_postgres():
         unit = "month" if grain == Grain.MONTH else "year"
-        return f"CAST(date_trunc('{unit}', CAST({day} AS timestamp)) AS date)"
+        return f"CAST(date_trunc('{unit}', CAST(start AS timestamp)) AS date)"
     modifier = "start of month" if grain == Grain.MONTH else "start of year"
-    return f"date({day}, '{modifier}')"
-
-
-def _local_month_sql() -> str:
-    """SQL for the first day of the local month of `p.played_at`; takes the zone name once."""
-    if _is_postgres():
-        return "CAST(date_trunc('month', p.played_at AT TIME ZONE %s) AS date)"
-    return _period_start_sql(Grain.MONTH, local_parts_sql()[0])
+    return f"date(start, '{modifier}')"
 
 
 def _month_start(day: date) -> date:
@@ -203,6 +191,13 @@ def _rebuild_hour_days(cursor, user_id: int, zone: ZoneInfo, day_lo: date | None
     )
 
 
+def _month_of_play_sql() -> str:
+    """SQL for the first day of the local month of `p.played_at`; takes the zone name once."""
+    if _is_postgres():
+        return "CAST(date_trunc('month', p.played_at AT TIME ZONE %s) AS date)"
+    return "date(django_datetime_cast_date(p.played_at, %s, 'UTC'), 'start of month')"
+
+
 def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None, hi: date | None) -> list[int] | None:
     """Month rows of the track rollup for the months [lo, hi], from the plays; returns the tracks whose rows
     changed (None for an unbounded rebuild: every track).
@@ -211,7 +206,7 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
     of the days at the ends of a range (`selectors.track_rows_sql`).
     """
     table = TrackRollup._meta.db_table
-    month = _local_month_sql()
+    month = _month_of_play_sql()
     play_params: list = [user_id]
     plays = plays_in_days_sql(zone, lo, _next_month(hi) - timedelta(days=1) if hi else None, play_params)
     new = (
@@ -223,7 +218,7 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
     )
     if lo is None and hi is None:
         cursor.execute(f"DELETE FROM {table} WHERE user_id = %s AND grain = %s", [user_id, int(Grain.MONTH)])
-        cursor.execute(insert + f" ORDER BY {TRACK_ROW_ORDER}", [user_id, int(Grain.MONTH), *new_params])
+        cursor.execute(insert + " ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
         return None
     old_params: list = [user_id, int(Grain.MONTH)]
     old = f"SELECT start, track_id, plays, ms_played FROM {table} WHERE user_id = %s AND grain = %s" + _between(
@@ -242,14 +237,12 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
     delete = f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", lo, hi, delete_params)
     if len(changed) > TOUCHED_TRACKS_MAX:
         cursor.execute(delete, delete_params)
-        cursor.execute(insert + f" ORDER BY {TRACK_ROW_ORDER}", [user_id, int(Grain.MONTH), *new_params])
+        cursor.execute(insert + " ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
         return changed
     for chunk in _chunks(changed):
         ids = ", ".join(str(int(t)) for t in chunk)
         cursor.execute(f"{delete} AND track_id IN ({ids})", delete_params)
-        cursor.execute(
-            f"{insert} WHERE n.track_id IN ({ids}) ORDER BY {TRACK_ROW_ORDER}", [user_id, int(Grain.MONTH), *new_params]
-        )
+        cursor.execute(f"{insert} WHERE n.track_id IN ({ids}) ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
     return changed
 
 
@@ -285,11 +278,11 @@ def _rebuild_coarser(
         if hi_end is not None:
             where += " AND start < %s"
             params.append(_d(hi_end))
-        group, order = ("3, 4", TRACK_ROW_ORDER) if keys == "track_id" else ("3, 4, 5", "3, 4, 5")
+        group = "3, 4" if keys == "track_id" else "3, 4, 5"
         cursor.execute(
             f"INSERT INTO {table} (user_id, grain, start, {keys}, plays, ms_played) "
             f"SELECT %s, %s, {period_sql}, {keys}, SUM(plays), SUM(ms_played) FROM {table} "
-            f"WHERE user_id = %s AND grain = %s{where} GROUP BY {group} ORDER BY {order}",
+            f"WHERE user_id = %s AND grain = %s{where} GROUP BY {group} ORDER BY {group}",
             params,
         )
 

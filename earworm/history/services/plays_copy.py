@@ -184,8 +184,6 @@ FROM import_flags WHERE verdict = 'k'
 # guesses the track-link join grows with the square of the file's new tracks, so larger files crossed
 # `jit_above_cost` and spent up to 0.37 s compiling a statement of key lookups that runs in 0.17 s
 # (0.85 s of a 1M-record import); none of the merge's statements gains from JIT.
-
-
 def _upsert_named(table: str, prefix: str, defaults: dict[str, str]) -> str:
     """Upsert the provisional artists or albums (`{prefix}_key`, `{prefix}_name`) of the file's new tracks:
     one row per key, its first name in the file; `defaults` fills the table's other columns."""
