@@ -2,9 +2,9 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/import.py [--records N]
 
-Generates a realistic extended-history export (default 1,000,000 records over 10 years, 60,000 tracks by
-12,000 artists; unsorted files of 12,000 records, ~1 % duplicate rows a few seconds apart, ~25 % short plays,
-podcast episodes, rows with every content field null, `offline_timestamp` in ms or 0, non-ASCII names) as
+Generates a realistic extended-history export (default 1,000,000 records over 10 years, 60,000 tracks on
+15,000 albums by 12,000 artists; unsorted files of 12,000 records, ~1 % duplicate rows a few seconds apart,
+~25 % short plays, podcast episodes, rows with every content field null, `offline_timestamp` in ms or 0, non-ASCII names) as
 `my_spotify_data.zip`, imports it with `manage.py import_history` into a dedicated database it creates and
 drops (`earworm_bench_import`), and reports records/s and the import process's peak RSS. In the same run:
 (a) the floor, a plain COPY of the same play rows into an empty copy of the plays table, right after each
@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "earworm_bench_import"
 PER_FILE = 12_000
+TRACKS_PER_ALBUM = 4
 WORDS = ["Night", "Blue", "Ünder", "Città", "Søn", "Любовь", "夜", "Fire", "Echo", "Mañana", "Drive", "Gold", "Ghost"]
 
 
@@ -42,7 +43,11 @@ def generate(path: Path, *, records: int, tracks: int, artists: int, seed: int =
     # Popularity: a few tracks are played a lot (Zipf-like), most rarely.
     weights = [1 / (rank + 10) for rank in range(tracks)]
     track_ids = [f"{n:022d}" for n in range(tracks)]
-    track_artist = [rng.randrange(artists) for _ in range(tracks)]
+    # Albums of TRACKS_PER_ALBUM played tracks, each album by one artist (the export names the album's artist,
+    # the same for every track of the album); every artist has an album.
+    album_artist = list(range(artists))
+    rng.shuffle(album_artist)
+    track_artist = [album_artist[(track // TRACKS_PER_ALBUM) % artists] for track in range(tracks)]
     names = [f"{rng.choice(WORDS)} {rng.choice(WORDS)} {n}" for n in range(tracks)]
     step = span / records
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
@@ -64,7 +69,7 @@ def generate(path: Path, *, records: int, tracks: int, artists: int, seed: int =
                     "ip_addr": "192.0.2.1",
                     "master_metadata_track_name": names[track],
                     "master_metadata_album_artist_name": f"Artist {track_artist[track]} {WORDS[track_artist[track] % 13]}",
-                    "master_metadata_album_album_name": f"Album {track // 12}",
+                    "master_metadata_album_album_name": f"Album {track // TRACKS_PER_ALBUM}",
                     "spotify_track_uri": f"spotify:track:{track_ids[track]}",
                     "episode_name": None,
                     "episode_show_name": None,
@@ -292,7 +297,7 @@ def _write(report: dict) -> None:
         "",
         f"{datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} cores ({cpu}), PostgreSQL on the same machine, Python {platform.python_version()}.",
         f"`bench/import.py --records {report['records']}`: a generated extended-history export of {report['records']:,} records over",
-        "10 years (60,000 tracks, 12,000 artists, unsorted files of 12,000 records, ~1 % duplicate rows, ~25 % short plays,",
+        "10 years (60,000 tracks on 15,000 albums by 12,000 artists, unsorted files of 12,000 records, ~1 % duplicate rows, ~25 % short plays,",
         "podcast episodes and empty rows) imported end to end with `manage.py import_history` from the zip.",
         "",
         "| measure | result | target |",

@@ -377,3 +377,49 @@ def test_a_job_is_shown_done_only_once_its_statistics_are_ready(user, tmp_path, 
 
     assert seen == [ImportJob.Status.RUNNING]
     assert summary.status == ImportJob.Status.DONE
+
+
+def test_the_thread_switch_interval_is_lowered_while_files_are_parsed_and_restored_after(user, tmp_path, monkeypatch):
+    """The import thread gets the GIL back promptly after each statement while the parse thread runs
+    (`imports._SwitchInterval`); the interpreter's setting is left as it was, also when the import fails."""
+    import sys
+
+    from earworm.history.services import imports
+
+    before = sys.getswitchinterval()
+    seen = []
+    store = imports._import_file
+
+    def watching(*args, **kwargs):
+        seen.append(sys.getswitchinterval())
+        return store(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "_import_file", watching)
+    path = _write(tmp_path, "Streaming_History_Audio_2023_0.json", [_extended("2023-05-01T10:00:00Z")])
+
+    assert _import(user, path).plays_added == 1
+    assert seen == [pytest.approx(imports.PARSE_SWITCH_INTERVAL)]
+    assert sys.getswitchinterval() == before
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(imports, "_import_file", failing)
+    with pytest.raises(RuntimeError):
+        _import(user, _write(tmp_path, "Streaming_History_Audio_2023_1.json", [_extended("2023-06-01T10:00:00Z")]))
+    assert sys.getswitchinterval() == before
+
+
+def test_overlapping_imports_in_one_process_restore_the_switch_interval_only_when_the_last_ends():
+    import sys
+
+    from earworm.history.services.imports import PARSE_SWITCH_INTERVAL, _SwitchInterval
+
+    before = sys.getswitchinterval()
+    first, second = _SwitchInterval(), _SwitchInterval()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__()
+    assert sys.getswitchinterval() == pytest.approx(PARSE_SWITCH_INTERVAL)
+    second.__exit__()
+    assert sys.getswitchinterval() == before
