@@ -1,9 +1,10 @@
 """Rollups of plays, so statistics never scan the Play table on a page view (docs/stats.md).
 
-Each rollup row covers one *period* of the user's local calendar at one *grain*: a day (hour rollups only),
-a month, a year, or (track rollups only) all time. A range of days is answered by the fewest periods that
-tile it: whole years, then whole months, then single days, which track statistics read from the plays
-(a track rollup row per track and day would be about one per play). Rows are derived data:
+Each rollup row covers one *period* of the user's local calendar at one *grain*: a day or a year (hour rollups
+only), a month, or all time (track rollups only). A range of days is answered by the fewest periods that tile
+it: whole years (hour rollups), then whole months, then single days, which track statistics read from the
+plays (a track rollup row per track and day would be about one per play; per track and year, still about one
+per two plays, so track statistics sum months). Rows are derived data:
 `stats_rollups_refresh` rebuilds them from plays, and nothing else writes them.
 """
 

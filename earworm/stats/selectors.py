@@ -201,11 +201,12 @@ def _tiles_sql(tiles: list[Tile], params: list, alias: str = "r") -> str:
 
 
 def _track_tiles(date_range: DateRange) -> list[Tile]:
+    """Tiles of the track rollup, which has month and all-time rows only (docs/stats.md)."""
     if date_range.is_all:
         return [(Grain.ALL, None, None)]
     first = date_range.first or date(YEAR_MIN, 1, 1)
     last = date_range.last or date(YEAR_MAX, 12, 31)
-    return range_tiles(first, last)
+    return range_tiles(first, last, max_grain=Grain.MONTH)
 
 
 def _hour_tiles(date_range: DateRange, *, max_grain: Grain = Grain.YEAR) -> list[Tile]:
@@ -219,8 +220,10 @@ def _hour_tiles(date_range: DateRange, *, max_grain: Grain = Grain.YEAR) -> list
 def track_rows_sql(user_id: int, tiles: list[Tile], params: list) -> str:
     """A `FROM` item `r(grain, start, track_id, plays, ms_played)` over the user's plays in `tiles`.
 
-    Month, year and all-time tiles read the track rollup; day tiles read the plays themselves, one row each
-    (the track rollup has no day rows: one per track and day is about one per play). A range has at most two
+    Month and all-time tiles read the track rollup; day tiles read the plays themselves, one row each (the
+    track rollup has no day rows: one per track and day is about one per play; nor year rows: a heavy listener
+    plays most tracks of a year in only one or two of its months, so they saved little and cost an import a
+    third of its rollup writes). A range has at most two
     day tiles, the days before its first whole month and after its last; only the daily or weekly timeline of
     an artist, album or track reads its whole range (up to 400 days) from the plays of those tracks.
     """
@@ -471,25 +474,25 @@ def stats_genre_timeline(*, user_id: int, date_range: DateRange, genre_ids: list
     first, last = stats_bounds(user_id=user_id, date_range=date_range)
     if first is None or last is None:
         return {}
-    grain = Grain.YEAR if (last - first).days > 2 * 366 else Grain.MONTH
-    params: list = [user_id, int(grain)]
+    by_year = (last - first).days > 2 * 366
     marks = ", ".join(["%s"] * len(genre_ids))
     rows = _rows(
         f"SELECT g.start, g.genre_id, SUM(g.plays) FROM (SELECT DISTINCT r.track_id, r.start, r.plays, ag.genre_id "
         f"FROM {TR} r JOIN {TA} ta ON ta.track_id = r.track_id JOIN {AG} ag ON ag.artist_id = ta.artist_id "
         f"WHERE r.user_id = %s AND r.grain = %s AND r.start >= %s AND r.start <= %s AND ag.genre_id IN ({marks})) g "
         "GROUP BY g.start, g.genre_id",
-        [*params, _period_floor(first, grain), _period_floor(last, grain), *genre_ids],
+        [user_id, int(Grain.MONTH), _month_floor(first), _month_floor(last), *genre_ids],
     )
     result: dict[date, dict[int, int]] = {}
     for start, genre_id, plays in rows:
-        result.setdefault(_as_date(start), {})[genre_id] = int(plays)
+        month = _as_date(start)
+        period = result.setdefault(date(month.year, 1, 1) if by_year else month, {})
+        period[genre_id] = period.get(genre_id, 0) + int(plays)
     return dict(sorted(result.items()))
 
 
-def _period_floor(day: date, grain: Grain) -> Any:
-    floor = day.replace(day=1) if grain == Grain.MONTH else date(day.year, 1, 1) if grain == Grain.YEAR else day
-    return connection.ops.adapt_datefield_value(floor)
+def _month_floor(day: date) -> Any:
+    return connection.ops.adapt_datefield_value(day.replace(day=1))
 
 
 def _as_date(value: Any) -> date:
@@ -609,13 +612,13 @@ def stats_timeline(
     bucket = bucket or timeline_bucket(first, last)
     max_grain = Grain.DAY if bucket in ("day", "week") else Grain.MONTH if bucket == "month" else Grain.YEAR
     params: list = []
-    tiles = range_tiles(first, last, max_grain=max_grain)
     if track_ids_sql:
+        tiles = range_tiles(first, last, max_grain=min(max_grain, Grain.MONTH))  # the track rollup has no years
         source = track_rows_sql(user_id, tiles, params) + f" WHERE r.track_id IN ({track_ids_sql})"
         params += scope_params or []
     else:
         params.append(user_id)
-        source = f"{HR} r WHERE r.user_id = %s" + _tiles_sql(tiles, params)
+        source = f"{HR} r WHERE r.user_id = %s" + _tiles_sql(range_tiles(first, last, max_grain=max_grain), params)
     totals: dict[date, list[int]] = {b: [0, 0] for b in _buckets(first, last, bucket)}
     for _grain, start, plays, ms in _rows(
         f"SELECT r.grain, r.start, SUM(r.plays), SUM(r.ms_played) FROM {source} GROUP BY r.grain, r.start", params

@@ -18,7 +18,7 @@ from earworm.stats.models import ALL_TIME_START, Grain, HourRollup, RollupState,
 
 # IN lists are split so neither database meets its parameter limit.
 CHUNK = 500
-# Up to this many touched tracks, month and year rows are rebuilt per track rather than per whole period.
+# Up to this many touched tracks, month rows are rebuilt per track rather than per whole period.
 TOUCHED_TRACKS_MAX = CHUNK
 # A refresh spanning more days than this (an import) sorts with more memory, for its transaction only.
 LARGE_REFRESH_DAYS = 62
@@ -83,7 +83,8 @@ def stats_rollups_refresh(*, user_id: int, start: datetime | None = None, end: d
     """Rebuild the user's rollups for the plays in [start, end] (None: unbounded) from the Play table.
 
     Whole local days are rebuilt: every day that contains an instant of [start, end] in the user's time zone,
-    then the months and years that contain those days, then the all-time rows of every track involved. Safe
+    then the months and years that contain those days (hour rollup) or the months (track rollup), then the
+    all-time rows of every track involved. Safe
     to call any number of times and concurrently (the user's row is locked on PostgreSQL; SQLite writes one
     at a time); one transaction, so readers see the old rollups or the new ones.
     """
@@ -104,15 +105,11 @@ def stats_rollups_refresh(*, user_id: int, start: datetime | None = None, end: d
         _rebuild_hour_days(cursor, user_id, zone, day_lo, day_hi)
         month_lo = _month_start(day_lo) if day_lo else None
         month_hi = _month_start(day_hi) if day_hi else None
-        touched = _rebuild_track_months(cursor, user_id, zone, month_lo, month_hi)
-        # Only the tracks whose month rows changed can change in their years: a sync touches a few dozen
-        # tracks, not the thousands a heavy listener plays in a year.
-        some = touched if touched is not None and len(touched) <= TOUCHED_TRACKS_MAX else None
-        # Track month rows come from plays (above): only the hour rollup's months from its days.
-        _rebuild_coarser(cursor, user_id, Grain.MONTH, month_lo, month_hi, track_ids=[])
+        _rebuild_hours_coarser(cursor, user_id, Grain.MONTH, month_lo, month_hi)
         year_lo = date(day_lo.year, 1, 1) if day_lo else None
         year_hi = date(day_hi.year, 1, 1) if day_hi else None
-        _rebuild_coarser(cursor, user_id, Grain.YEAR, year_lo, year_hi, some)
+        _rebuild_hours_coarser(cursor, user_id, Grain.YEAR, year_lo, year_hi)
+        touched = _rebuild_track_months(cursor, user_id, zone, month_lo, month_hi)
         _rebuild_all_time(cursor, user_id, touched)
         _bump_version(user_id)
 
@@ -246,55 +243,40 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
     return changed
 
 
-def _rebuild_coarser(
-    cursor, user_id: int, grain: Grain, lo: date | None, hi: date | None, track_ids: list[int] | None = None
-) -> None:
-    """Rebuild month (or year) rows for the periods starting in [lo, hi] from the next finer grain.
-
-    With `track_ids`, only those tracks' rows of the track rollup (none for an empty list; the hour rollup
-    always whole).
-    """
+def _rebuild_hours_coarser(cursor, user_id: int, grain: Grain, lo: date | None, hi: date | None) -> None:
+    """Rebuild the hour rollup's month (or year) rows for the periods starting in [lo, hi] from the next finer
+    grain."""
+    table = HourRollup._meta.db_table
     finer = Grain(grain - 1)
     hi_end = None
     if hi is not None:
         hi_end = _next_month(hi) if grain == Grain.MONTH else date(hi.year + 1, 1, 1)
-    period_sql = _period_start_sql(grain)
-    for table, keys in ((TrackRollup._meta.db_table, "track_id"), (HourRollup._meta.db_table, "weekday, hour")):
-        only = ""
-        if keys == "track_id" and track_ids is not None:
-            if not track_ids:
-                continue
-            only = f" AND track_id IN ({', '.join(str(int(t)) for t in track_ids)})"
-        params: list = [user_id, int(grain)]
-        cursor.execute(
-            f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", lo, hi, params) + only,
-            params,
-        )
-        params = [user_id, int(grain), user_id, int(finer)]
-        where = only
-        if lo is not None:
-            where += " AND start >= %s"
-            params.append(_d(lo))
-        if hi_end is not None:
-            where += " AND start < %s"
-            params.append(_d(hi_end))
-        group = "3, 4" if keys == "track_id" else "3, 4, 5"
-        cursor.execute(
-            f"INSERT INTO {table} (user_id, grain, start, {keys}, plays, ms_played) "
-            f"SELECT %s, %s, {period_sql}, {keys}, SUM(plays), SUM(ms_played) FROM {table} "
-            f"WHERE user_id = %s AND grain = %s{where} GROUP BY {group} ORDER BY {group}",
-            params,
-        )
+    params: list = [user_id, int(grain)]
+    cursor.execute(f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", lo, hi, params), params)
+    params = [user_id, int(grain), user_id, int(finer)]
+    where = ""
+    if lo is not None:
+        where += " AND start >= %s"
+        params.append(_d(lo))
+    if hi_end is not None:
+        where += " AND start < %s"
+        params.append(_d(hi_end))
+    cursor.execute(
+        f"INSERT INTO {table} (user_id, grain, start, weekday, hour, plays, ms_played) "
+        f"SELECT %s, %s, {_period_start_sql(grain)}, weekday, hour, SUM(plays), SUM(ms_played) FROM {table} "
+        f"WHERE user_id = %s AND grain = %s{where} GROUP BY 3, 4, 5 ORDER BY 3, 4, 5",
+        params,
+    )
 
 
 def _rebuild_all_time(cursor, user_id: int, track_ids: list[int] | None) -> None:
-    """All-time rows from year rows: for every track (None) or for the given tracks."""
+    """All-time rows from month rows: for every track (None) or for the given tracks."""
     table = TrackRollup._meta.db_table
     insert = (
         f"INSERT INTO {table} (user_id, grain, start, track_id, plays, ms_played) "
         f"SELECT %s, %s, %s, track_id, SUM(plays), SUM(ms_played) FROM {table} WHERE user_id = %s AND grain = %s"
     )
-    head = [user_id, int(Grain.ALL), _d(date.fromisoformat(ALL_TIME_START)), user_id, int(Grain.YEAR)]
+    head = [user_id, int(Grain.ALL), _d(date.fromisoformat(ALL_TIME_START)), user_id, int(Grain.MONTH)]
     if track_ids is None:
         cursor.execute(f"DELETE FROM {table} WHERE user_id = %s AND grain = %s", [user_id, int(Grain.ALL)])
         cursor.execute(insert + " GROUP BY track_id ORDER BY track_id", head)

@@ -222,3 +222,47 @@ def test_incremental_refresh_equals_a_full_rebuild(user, monkeypatch, touched_ma
     stats_rollups_refresh(user_id=user.pk)
     assert incremental == rows()
     assert TrackRollup.objects.filter(user=user, grain=3).count() == 4
+
+
+def test_views_by_year_sum_the_months_of_the_track_rollup(user):
+    """The track rollup has no year rows: the genre timeline over more than two years and an artist's yearly
+    timeline sum months, in the user's time zone (a play at 23:30 UTC on 31 December is January in Berlin)."""
+    from earworm.catalog.models import Genre
+    from earworm.stats.selectors import artist_tracks_sql, stats_genre_timeline
+
+    user.time_zone = "Europe/Berlin"
+    user.save(update_fields=["time_zone"])
+    zone = ZoneInfo("Europe/Berlin")
+    tracks = make_catalog()
+    moments = [datetime(2021, 1, 1, 10, tzinfo=UTC) + timedelta(days=37 * n, hours=n) for n in range(40)]
+    moments += [datetime(2022, 12, 31, 23, 30, tzinfo=UTC), datetime(2023, 12, 31, 22, 59, tzinfo=UTC)]
+    for n, moment in enumerate(moments):
+        make_play(user=user, track=tracks[n % len(tracks)], played_at=moment, ms_played=60_000)
+    stats_rollups_refresh(user_id=user.pk)
+    assert not TrackRollup.objects.filter(user=user, grain=2).exists()
+
+    first, last = date(2021, 1, 1), date(2025, 12, 31)
+    date_range = DateRange("custom", first, last, "custom")
+    plays = list(Play.objects.filter(user=user))
+    genre_ids = list(Genre.objects.values_list("pk", flat=True))
+    expected: dict[date, Counter] = {}
+    for play in plays:
+        year = date(play.played_at.astimezone(zone).year, 1, 1)
+        credited = TrackArtist.objects.filter(track_id=play.track_id).values_list("artist_id", flat=True)
+        for genre_id in set(ArtistGenre.objects.filter(artist_id__in=credited).values_list("genre_id", flat=True)):
+            expected.setdefault(year, Counter())[genre_id] += 1
+    timeline = stats_genre_timeline(user_id=user.pk, date_range=date_range, genre_ids=genre_ids)
+    assert timeline == {year: dict(counts) for year, counts in sorted(expected.items())}
+    assert date(2023, 1, 1) in timeline and sum(map(sum, (c.values() for c in timeline.values()))) > len(plays) // 2
+
+    artist = tracks[0].artists.order_by("pk").first()
+    own = set(TrackArtist.objects.filter(artist=artist).values_list("track_id", flat=True))
+    by_year = Counter(date(p.played_at.astimezone(zone).year, 1, 1) for p in plays if p.track_id in own)
+    _, points = stats_timeline(
+        user_id=user.pk,
+        date_range=date_range,
+        bucket="year",
+        track_ids_sql=artist_tracks_sql(),
+        scope_params=[artist.pk],
+    )
+    assert {p.start: p.plays for p in points if p.plays} == dict(by_year)
