@@ -223,9 +223,9 @@ def track_rows_sql(user_id: int, tiles: list[Tile], params: list) -> str:
     Month and all-time tiles read the track rollup; day tiles read the plays themselves, one row each (the
     track rollup has no day rows: one per track and day is about one per play; nor year rows: a heavy listener
     plays most tracks of a year in only one or two of its months, so they saved little and cost an import a
-    third of its rollup writes). A range has at most two
-    day tiles, the days before its first whole month and after its last; only the daily or weekly timeline of
-    an artist, album or track reads its whole range (up to 400 days) from the plays of those tracks.
+    third of its rollup writes). A range has at most two day tiles, the days before its first whole month and
+    after its last; only the daily or weekly timeline of an artist, album or track reads its whole range (up
+    to 400 days) from the plays of those tracks.
     """
     coarse = [tile for tile in tiles if tile[0] != Grain.DAY]
     days = [tile for tile in tiles if tile[0] == Grain.DAY]

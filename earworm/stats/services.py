@@ -84,9 +84,9 @@ def stats_rollups_refresh(*, user_id: int, start: datetime | None = None, end: d
 
     Whole local days are rebuilt: every day that contains an instant of [start, end] in the user's time zone,
     then the months and years that contain those days (hour rollup) or the months (track rollup), then the
-    all-time rows of every track involved. Safe
-    to call any number of times and concurrently (the user's row is locked on PostgreSQL; SQLite writes one
-    at a time); one transaction, so readers see the old rollups or the new ones.
+    all-time rows of every track involved. Safe to call any number of times and concurrently (the user's row
+    is locked on PostgreSQL; SQLite writes one at a time); one transaction, so readers see the old rollups or
+    the new ones.
     """
     user = User.objects.filter(pk=user_id).only("time_zone").first()
     if user is None:
