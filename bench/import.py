@@ -2,16 +2,16 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/import.py [--records N]
 
-Generates a realistic extended-history export (default 1,000,000 records over 10 years, 60,000 tracks on
-15,000 albums by 12,000 artists; unsorted files of 12,000 records, ~1 % duplicate rows a few seconds apart,
-~25 % short plays, podcast episodes, rows with every content field null, `offline_timestamp` in ms or 0, non-ASCII names) as
-`my_spotify_data.zip`, imports it with `manage.py import_history` into a dedicated database it creates and
-drops (`earworm_bench_import`), and reports records/s and the import process's peak RSS. In the same run:
-(a) the floor, a plain COPY of the same play rows into an empty copy of the plays table, right after each
-import (--runs, default 3, each into a fresh database: this machine's speed drifts within minutes, so only a
-ratio measured side by side means anything; the run with the median ratio is reported; each timed part starts
-right after a CHECKPOINT, so neither pays for the other's dirty buffers and WAL); (b) the baseline, a
-naive per-row ORM loop over 20,000 records. Appends its section to docs/benchmarks.md with --write.
+Generates a realistic extended-history export (default 1,000,000 records over 10 years, 60,000 tracks on 15,000
+albums by 12,000 artists; unsorted files of 12,000 records, ~1 % duplicate rows a few seconds apart, ~25 % short
+plays, podcast episodes, rows with every content field null, `offline_timestamp` in ms or 0, non-ASCII names) as
+`my_spotify_data.zip`, imports it with `manage.py import_history` into a dedicated database it creates and drops
+(`earworm_bench_import`), and reports records/s and the import process's peak RSS. In the same run: (a) the
+floor, a plain COPY of the same play rows into an empty copy of the plays table, right after each import
+(--runs, default 3, each into a fresh database: this machine's speed drifts within minutes, so only a ratio
+measured side by side means anything; the run with the median ratio is reported; each timed part starts right
+after a CHECKPOINT, so neither pays for the other's dirty buffers and WAL); (b) the baseline, a naive per-row
+ORM loop over 20,000 records. Appends its section to docs/benchmarks.md with --write.
 """
 
 import argparse

@@ -56,7 +56,7 @@ CHUNK = 20_000
 ANALYZE_AFTER_PLAYS = 10_000
 # Parsed chunks waiting for the database: the parser runs at most this far ahead.
 PREFETCH_CHUNKS = 3
-# The interpreter's thread switch interval while a parse thread runs (Python's default is 5 ms), see _Prefetch.
+# The interpreter's thread switch interval while a parse thread runs (Python's default is 5 ms): _SwitchInterval.
 PARSE_SWITCH_INTERVAL = 0.0001
 # Extended files first, so basic-format records can match the tracks they name.
 _KIND_ORDER = {FileKind.EXTENDED: 0, FileKind.BASIC_MUSIC: 1, None: 1, FileKind.BASIC_PODCAST: 2}
