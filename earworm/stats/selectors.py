@@ -37,6 +37,10 @@ TRACK = Track._meta.db_table
 # Cached statistics live this long at most. Plays reach them at once (every refresh bumps the user's version);
 # a catalog change without plays (enrichment naming a track's artists) shows within this time.
 STATS_CACHE_SECONDS = 15 * 60
+# Part of every cache key, raised whenever what the rollups hold changes (2: migration stats 0007 removed the
+# track year rows). During an upgrade, processes of the previous release run for a few seconds against the
+# migrated tables; what they compute then is cached under their own keys and never served by this release.
+CACHE_LAYOUT = 2
 
 
 def _stats_version(user_id: int) -> str:
@@ -62,7 +66,7 @@ def cached(fn: Callable[..., T]) -> Callable[..., T]:
     def wrapper(**kwargs: Any) -> T:
         user_id = kwargs["user_id"]
         args = hashlib.sha256(repr(sorted(kwargs.items())).encode()).hexdigest()[:32]
-        key = f"stats:{fn.__name__}:{user_id}:{_stats_version(user_id)}:{args}"
+        key = f"stats:{CACHE_LAYOUT}:{fn.__name__}:{user_id}:{_stats_version(user_id)}:{args}"
         found = cache.get(key, _MISSING)
         if found is not _MISSING:
             return found
