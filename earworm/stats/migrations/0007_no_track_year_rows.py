@@ -1,9 +1,9 @@
 """The track rollup keeps month and all-time rows only: year rows go (statistics sum a year's months).
 
 A heavy listener plays most tracks of a year in one or two of its months, so year rows were about half as
-many as month rows: a third of what an import or a full refresh wrote, for reads that sum at most twelve
-times as many month rows instead. All-time rows are now summed from months; they hold the same numbers.
-Going back rebuilds the year rows from the months.
+many as month rows: a third of what an import or a full refresh wrote, to spare reads of up to twelve month
+rows per track and year. All-time rows are now summed from months; they hold the same numbers. Going back
+rebuilds the year rows from the months.
 """
 
 from django.db import migrations
