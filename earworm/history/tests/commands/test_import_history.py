@@ -105,6 +105,7 @@ job = ImportJob.objects.get()
 summary = [job.status, job.plays_added, job.records_done, job.skipped, sorted(job.files_done)]
 print(json.dumps({"plays": plays, "tracks": tracks, "job": summary}))
 """
+FILES = 12
 SETUP = "from earworm.accounts.tests.factories import SpotifyAccountFactory; SpotifyAccountFactory(spotify_id='crash')"
 EXPIRE = "from earworm.history.models import ImportJob; ImportJob.objects.update(claimed_until=None)"
 
@@ -129,9 +130,10 @@ def _manage(url: str, *args: str, check: bool = True) -> subprocess.CompletedPro
     if args[0] == "shell":
         args = ("shell", "-v", "0", *args[1:])
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=check
-    )
+    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if check:
+        assert done.returncode == 0, f"manage.py {args[0]} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    return done
 
 
 def _popen(url: str, *args: str) -> subprocess.Popen:
@@ -143,7 +145,7 @@ def _popen(url: str, *args: str) -> subprocess.Popen:
 
 @pytest.mark.django_db(transaction=True)
 def test_an_import_killed_with_sigkill_resumes_to_the_same_data(tmp_path):
-    archive = _export_zip(tmp_path / "my_spotify_data.zip", files=8, per_file=5000)
+    archive = _export_zip(tmp_path / "my_spotify_data.zip", files=FILES, per_file=5000)
     runs = {}
     for name in ("whole", "killed"):
         url = _scratch_database(tmp_path, name)
@@ -153,11 +155,15 @@ def test_an_import_killed_with_sigkill_resumes_to_the_same_data(tmp_path):
 
     _manage(runs["whole"], "import_history", str(archive), "--user", "crash")
     process = _popen(runs["killed"], "import_history", str(archive), "--user", "crash")
+    # Killed after a random number of committed files, at a random moment of the next one. Counting files
+    # rather than sleeping keeps the kill inside the import however fast this machine imports a file.
+    target = random.randint(1, FILES - 4)
     deadline = time.monotonic() + 60
-    while _files_done(runs["killed"]) == 0:
+    while _files_done(runs["killed"]) < target:
         assert process.poll() is None, "the import finished before it could be killed"
         assert time.monotonic() < deadline
-    time.sleep(random.uniform(0, 0.3))
+    time.sleep(random.uniform(0, 0.02))
+    assert process.poll() is None, "the import finished before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
     done_at_kill = _files_done(runs["killed"])
@@ -166,6 +172,6 @@ def test_an_import_killed_with_sigkill_resumes_to_the_same_data(tmp_path):
 
     whole = json.loads(_manage(runs["whole"], "shell", "-c", SNAPSHOT).stdout)
     resumed = json.loads(_manage(runs["killed"], "shell", "-c", SNAPSHOT).stdout)
-    assert 1 <= done_at_kill < 8
+    assert target <= done_at_kill < FILES
     assert resumed == whole
     assert whole["job"][0] == "done" and whole["job"][1] > 10_000
