@@ -47,7 +47,7 @@ from earworm.history.importing import (
 )
 from earworm.history.models import ImportJob, Play
 from earworm.history.services.plays import NewPlay, StoreResult, history_plays_store
-from earworm.history.services.plays_copy import StagedPlays, export_copy_line
+from earworm.history.services.plays_copy import StagedPlays, copy_row
 
 logger = logging.getLogger(__name__)
 
@@ -249,15 +249,17 @@ class _Chunk:
     records: int
     skipped: Counter[str]
     plays: list[ExportPlay]
-    # For COPY, when every play names its Spotify id: the plays as COPY text lines of import_staging, the
-    # last play of each track no earlier file committed, and the span of their end times.
-    copy_text: str | None = None
+    # For COPY, when every play names its Spotify id: the plays as COPY rows of import_staging (`copy_row`)
+    # numbered from `first` (the plays in the file's earlier chunks), the last play of each track no earlier file
+    # committed, and the span of their end times.
+    copy_rows: bytes | None = None
+    first: int = 0
     tracks: dict[str, ExportPlay] = field(default_factory=dict)
     earliest: datetime | None = None
     latest: datetime | None = None
 
 
-def _prepare(rows: list[ExportPlay | Skip], *, for_copy: bool, known: "_KnownTracks") -> _Chunk:
+def _prepare(rows: list[ExportPlay | Skip], *, first: int, for_copy: bool, known: "_KnownTracks") -> _Chunk:
     skipped: Counter[str] = Counter()
     plays: list[ExportPlay] = []
     for row in rows:
@@ -265,19 +267,19 @@ def _prepare(rows: list[ExportPlay | Skip], *, for_copy: bool, known: "_KnownTra
             plays.append(row)
         else:
             skipped[row] += 1  # type: ignore[index]
-    chunk = _Chunk(len(rows), skipped, plays)
+    chunk = _Chunk(len(rows), skipped, plays, first=first)
     if for_copy and plays and all(play.track_id for play in plays):
         # Tracks committed by an earlier file go by primary key, the others by catalog key, resolved in the
         # merge.
         ids = known.ids
-        lines = []
-        for play in plays:
+        encoded = []
+        for seq, play in enumerate(plays, first):
             pk = ids.get(play.track_id)
             if pk is None:
                 # The names of the chunk's last play of each track, as `_TrackResolver.resolve` takes them.
                 chunk.tracks[play.track_id] = play
-            lines.append(export_copy_line(play.track_id if pk is None else pk, play.played_at, play.ms_played))
-        chunk.copy_text = "".join(lines)
+            encoded.append(copy_row(seq, play.track_id if pk is None else pk, play.played_at, play.ms_played))
+        chunk.copy_rows = b"".join(encoded)
         chunk.earliest = min(play.played_at for play in plays)
         chunk.latest = max(play.played_at for play in plays)
     return chunk
@@ -348,11 +350,14 @@ class _Prefetch:
         for key, source in self.sources:
             try:
                 with source.open() as stream:
-                    rows = iter_export_rows(
+                    parsed = iter_export_rows(
                         stream, file=source.name, kind=source.kind, min_ms_played=settings.IMPORT_MIN_MS_PLAYED, now=now
                     )
-                    for chunk in _chunks(rows, CHUNK):
-                        if not self._put(key, _prepare(chunk, for_copy=self.for_copy, known=self.known)):
+                    plays = 0  # in the file's earlier chunks
+                    for rows in _chunks(parsed, CHUNK):
+                        chunk = _prepare(rows, first=plays, for_copy=self.for_copy, known=self.known)
+                        plays += len(chunk.plays)
+                        if not self._put(key, chunk):
                             return
             except ExportFileError as exc:
                 if not self._put(key, exc):
@@ -537,7 +542,7 @@ class _CopyWriter:
         self.staged_keys: set[str] = set()
 
     def add_export(self, chunk: "_Chunk") -> int:
-        if chunk.copy_text is None:
+        if chunk.copy_rows is None:
             return self._add_plays(chunk.plays)
         known, staged = self.known.ids, self.staged_keys
         new_tracks = [
@@ -549,7 +554,7 @@ class _CopyWriter:
             staged.update(row[0] for row in new_tracks)
             self.staged.add_tracks(new_tracks)
         assert chunk.earliest is not None and chunk.latest is not None
-        self.staged.add_export_text(chunk.copy_text, len(chunk.plays), chunk.earliest, chunk.latest)
+        self.staged.add_rows(chunk.copy_rows, chunk.first, len(chunk.plays), chunk.earliest, chunk.latest)
         return 0
 
     @staticmethod

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from earworm.history.models import Play
 from earworm.history.services.plays import NewPlay, history_plays_store
-from earworm.history.services.plays_copy import history_plays_store_copy
+from earworm.history.services.plays_copy import StagedPlays, copy_row, history_plays_store_copy
 from earworm.history.tests.factories import TrackFactory, at
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -92,3 +92,15 @@ def test_api_plays_that_overlap_merge_only_on_the_exact_key_like_the_python_path
 
     assert outcomes[1] == outcomes[0]
     assert [row[1] for row in outcomes[1][1]] == [at(0), at(0, seconds=1), at(0, seconds=2)]
+
+
+def test_staged_rows_must_be_numbered_after_the_rows_already_staged(user):
+    track = TrackFactory()
+    with transaction.atomic():
+        staged = StagedPlays(user_id=user.pk)
+        staged.add_rows(copy_row(0, track.pk, at(0), 60_000), 0, 1, at(0), at(0))
+        with pytest.raises(ValueError, match="numbered from 0 after 1 staged plays"):
+            staged.add_rows(copy_row(0, track.pk, at(1), 60_000), 0, 1, at(1), at(1))
+        staged.add_rows(copy_row(1, track.pk, at(1), 60_000), 1, 1, at(1), at(1))
+        assert staged.merge().inserted == 2
+    assert [p.played_at for p in Play.objects.order_by("played_at")] == [at(0), at(1)]
