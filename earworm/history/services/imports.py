@@ -9,9 +9,11 @@ Tracks: extended records name the Spotify id; a missing one is created as a prov
 id (metadata_fetched_at NULL) with the album artist and album known only by name (`name:` keys), which
 enrichment later replaces. Records without an id (basic format, local files) are matched by normalised
 (artist, track) names against the user's tracks, real ones first; otherwise a `name:` track is created and
-the play counts as unresolved.
+the play counts as unresolved. On PostgreSQL, `_CatalogAhead` creates the provisional tracks of a file read
+without error before its transaction needs them, in a second connection.
 """
 
+import contextlib
 import logging
 import queue
 import sys
@@ -222,7 +224,14 @@ def _run(job: ImportJob, token: str, ignored: list[str], progress: Callable[[Imp
         job.refresh_from_db(fields=["files_done"])
         todo = [(key, source) for key, source in sources if key not in job.files_done]
         numbers = {key: number for number, (key, _) in enumerate(sources, start=1)}
-        with _SwitchInterval(), _Prefetch(todo, for_copy=connection.vendor == "postgresql", known=known) as prefetch:
+        # A second connection sees only committed rows: inside a caller's transaction (tests) there is no catalog
+        # thread.
+        ahead = _CatalogAhead(known) if connection.vendor == "postgresql" and not connection.in_atomic_block else None
+        with (
+            _SwitchInterval(),
+            ahead or contextlib.nullcontext(),
+            _Prefetch(todo, for_copy=connection.vendor == "postgresql", known=known, ahead=ahead) as prefetch,
+        ):
             for key, source in todo:
                 chunks = prefetch.chunks(key)
                 job.refresh_from_db(fields=["files_done"])
@@ -320,10 +329,18 @@ class _Prefetch:
     The queue holds a few chunks at most, so memory stays independent of file sizes. A file's parse error
     reaches the consumer at the same point of that file as a direct parse would raise it."""
 
-    def __init__(self, sources: list[tuple[str, ExportSource]], *, for_copy: bool, known: "_KnownTracks") -> None:
+    def __init__(
+        self,
+        sources: list[tuple[str, ExportSource]],
+        *,
+        for_copy: bool,
+        known: "_KnownTracks",
+        ahead: "_CatalogAhead | None" = None,
+    ) -> None:
         self.sources = sources
         self.for_copy = for_copy
         self.known = known
+        self.ahead = ahead
         self.queue: queue.Queue[tuple[str, _Item]] = queue.Queue(maxsize=PREFETCH_CHUNKS)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._parse, name="import-parse", daemon=True)
@@ -354,11 +371,18 @@ class _Prefetch:
                         stream, file=source.name, kind=source.kind, min_ms_played=settings.IMPORT_MIN_MS_PLAYED, now=now
                     )
                     plays = 0  # in the file's earlier chunks
+                    # The tracks the file names that no earlier file committed, each with the play the import
+                    # thread stages it with (the last of the first chunk naming it, see _CopyWriter.add_export).
+                    tracks: dict[str, ExportPlay] = {}
                     for rows in _chunks(parsed, CHUNK):
                         chunk = _prepare(rows, first=plays, for_copy=self.for_copy, known=self.known)
                         plays += len(chunk.plays)
+                        for track_id, play in chunk.tracks.items():
+                            tracks.setdefault(track_id, play)
                         if not self._put(key, chunk):
                             return
+                    if self.ahead is not None:
+                        self.ahead.offer(tracks)  # read to the end without error: not a rejected file
             except ExportFileError as exc:
                 if not self._put(key, exc):
                     return
@@ -381,6 +405,58 @@ class _Prefetch:
             yield item
 
 
+class _CatalogAhead:
+    """PostgreSQL: create the provisional tracks of each file, once it has been read to its end, in a second
+    connection while the import's connection is still merging earlier files. The catalog writes and their
+    foreign-key checks at COMMIT then run on the other core instead of inside the file's transaction
+    (docs/import.md). Only a head start: a file's transaction creates every track still unknown when it runs,
+    with the same statement, so the result is the same whether or not this thread got there first; a rejected
+    file never gets here (its tracks are offered only after its last record parsed). Waits, not deadlocks, when
+    both write one key: the statement writes in key order. A failure is logged and ends the thread."""
+
+    def __init__(self, known: "_KnownTracks") -> None:
+        self.known = known
+        # Bounded: an offer the thread has no room for is dropped, and the file's transaction does the work.
+        self.queue: queue.Queue[dict[str, ExportPlay]] = queue.Queue(maxsize=PREFETCH_CHUNKS)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._create, name="import-catalog", daemon=True)
+
+    def __enter__(self) -> "_CatalogAhead":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def offer(self, tracks: dict[str, ExportPlay]) -> None:
+        if tracks:
+            with contextlib.suppress(queue.Full):
+                self.queue.put_nowait(tracks)
+
+    def _create(self) -> None:
+        try:
+            while not self.stop.is_set():
+                try:
+                    tracks = self.queue.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                rows = [_CopyWriter.track_row(key, play) for key, play in tracks.items() if key not in self.known.ids]
+                if not rows:
+                    continue
+                with transaction.atomic():
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL synchronous_commit = off")  # as _import_file, for the same reason
+                    staged = StagedPlays(user_id=0)  # no plays: merge() only creates the tracks
+                    staged.add_tracks(rows)
+                    staged.merge()
+                self.known.update(staged.track_ids)
+        except Exception:
+            logger.exception("Import: creating tracks ahead stopped; each file's transaction creates its own")
+        finally:
+            connection.close()  # this thread's own connection
+
+
 class _opened:
     """Open every path of a job (closing them all at the end); keys are prefixed when there are several."""
 
@@ -389,8 +465,6 @@ class _opened:
         self.stack: list = []
 
     def __enter__(self) -> list[tuple[str, ExportContents]]:
-        import contextlib
-
         self.exit_stack = contextlib.ExitStack()
         opened = []
         for index, (path, name) in enumerate(self.paths):
@@ -546,7 +620,7 @@ class _CopyWriter:
             return self._add_plays(chunk.plays)
         known, staged = self.known.ids, self.staged_keys
         new_tracks = [
-            self._track_row(track_id, play)
+            self.track_row(track_id, play)
             for track_id, play in chunk.tracks.items()
             if track_id not in known and track_id not in staged
         ]
@@ -558,7 +632,7 @@ class _CopyWriter:
         return 0
 
     @staticmethod
-    def _track_row(track_id: str, play: ExportPlay) -> tuple[str, str, str | None, str, str | None, str]:
+    def track_row(track_id: str, play: ExportPlay) -> tuple[str, str, str | None, str, str | None, str]:
         artist, album = play.artist_name, play.album_name
         return (
             track_id,
@@ -589,7 +663,7 @@ class _CopyWriter:
             rows.append((track_id, play.played_at, play.ms_played))
         if new:
             staged.update(new)
-            self.staged.add_tracks([self._track_row(track_id, play) for track_id, play in new.items()])
+            self.staged.add_tracks([self.track_row(track_id, play) for track_id, play in new.items()])
         self.staged.add_export(rows)
         return unresolved
 

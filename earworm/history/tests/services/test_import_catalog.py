@@ -2,6 +2,8 @@
 (PostgreSQL creates them in SQL from a staging table)."""
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,9 @@ from earworm.catalog.keys import name_key
 from earworm.catalog.models import Album, Artist, Track, TrackArtist
 from earworm.catalog.services import catalog_upsert
 from earworm.history.models import Play
+from earworm.history.services import imports
 from earworm.history.services.imports import history_import, import_job_create
+from earworm.history.services.plays_copy import StagedPlays
 from earworm.spotify.types import SimplifiedAlbumData, SimplifiedArtistData, TrackData
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -73,3 +77,98 @@ def test_imported_tracks_equal_what_catalog_upsert_writes_for_the_same_names(use
 
     assert summary is not None and summary.plays_added == 5
     assert imported == _rows()
+
+
+def _files(tmp_path: Path) -> list[Path]:
+    """Six files whose tracks recur across files, with the artist and album spelled differently in each."""
+    paths = []
+    for number in range(6):
+        records = [
+            _record(
+                f"2024-0{number + 1}-01T{hour:02d}:00:00Z",
+                f"t{number * 5 + hour}",  # three tracks of each file were in the file before
+                f"Song {hour}",
+                f"Band {hour % 3}" if number % 2 else f"band {hour % 3} ",
+                f"Record {hour % 4} v{number}",
+            )
+            for hour in range(8)
+        ]
+        paths.append(tmp_path / f"Streaming_History_Audio_2024_{number}.json")
+        paths[-1].write_text(json.dumps(records), encoding="utf-8")
+    return paths
+
+
+def _import_slowly(user, paths: list[Path]):
+    """Import with the import's own thread pausing after each chunk, so the catalog thread gets ahead."""
+    job = import_job_create(user_id=user.pk, source_paths=[str(path) for path in paths])
+    return history_import(job_id=job.pk, progress=lambda _: time.sleep(0.1))
+
+
+def _reset() -> None:
+    Play.objects.all().delete()
+    TrackArtist.objects.all().delete()
+    Track.objects.all().delete()
+    Album.objects.all().delete()
+    Artist.objects.all().delete()
+
+
+@pytest.mark.postgres
+def test_tracks_created_ahead_are_the_rows_each_files_transaction_would_create(user, tmp_path, monkeypatch):
+    creators: list[str] = []
+    merge = StagedPlays.merge
+
+    def spied_merge(self):
+        if self.tracks:
+            creators.append(threading.current_thread().name)
+        return merge(self)
+
+    monkeypatch.setattr(StagedPlays, "merge", spied_merge)
+    paths = _files(tmp_path)
+    ahead = _import_slowly(user, paths)
+    ahead_rows = (_rows(), sorted(Play.objects.values_list("track__key", "played_at")))
+    created_ahead = creators.count("import-catalog")
+    _reset()
+    monkeypatch.setattr(imports._CatalogAhead, "offer", lambda self, tracks: None)
+    creators.clear()
+    alone = _import_slowly(user, paths)
+
+    assert created_ahead >= 3
+    assert "import-catalog" not in creators
+    assert ahead is not None and alone is not None and ahead.plays_added == alone.plays_added == 48
+    assert ahead_rows == (_rows(), sorted(Play.objects.values_list("track__key", "played_at")))
+
+
+@pytest.mark.postgres
+def test_when_creating_tracks_ahead_fails_each_file_creates_its_own(user, tmp_path, monkeypatch, caplog):
+    paths = _files(tmp_path)
+    alone = _import_slowly(user, paths)
+    expected = _rows()
+    _reset()
+    add_tracks = StagedPlays.add_tracks
+
+    def failing(self, tracks):
+        if threading.current_thread().name == "import-catalog":
+            raise RuntimeError("connection lost")
+        return add_tracks(self, tracks)
+
+    monkeypatch.setattr(StagedPlays, "add_tracks", failing)
+    summary = _import_slowly(user, paths)
+
+    assert "creating tracks ahead stopped" in caplog.text
+    assert summary is not None and summary.status == "done" and summary.plays_added == alone.plays_added
+    assert _rows() == expected
+
+
+@pytest.mark.postgres
+def test_the_tracks_of_a_rejected_file_are_not_created_ahead(user, tmp_path):
+    good = tmp_path / "Streaming_History_Audio_2024_0.json"
+    good.write_text(json.dumps([_record("2024-01-01T10:00:00Z", "good1", "Good", "Band", "Record")]), "utf-8")
+    bad = tmp_path / "Streaming_History_Audio_2024_1.json"
+    records = [_record("2024-01-02T10:00:00Z", f"bad{n}", "Bad", "Other", "Album") for n in range(3)]
+    bad.write_text(json.dumps([*records, {**records[0], "ms_played": "x"}]), "utf-8")
+
+    summary = _import_slowly(user, [good, bad])
+
+    assert summary is not None and summary.plays_added == 1 and len(summary.errors) == 1
+    assert list(Track.objects.values_list("key", flat=True)) == ["good1"]
+    assert not Artist.objects.filter(name="Other").exists()
