@@ -237,6 +237,8 @@ def _run(job: ImportJob, token: str, ignored: list[str], progress: Callable[[Imp
                 job.refresh_from_db(fields=["files_done"])
                 try:
                     if key not in job.files_done:
+                        if ahead is not None:
+                            ahead.claim(key)
                         _import_file(
                             job.pk, job.user_id, token, key, source, numbers[key], len(sources), progress, known, chunks
                         )
@@ -382,7 +384,7 @@ class _Prefetch:
                         if not self._put(key, chunk):
                             return
                     if self.ahead is not None:
-                        self.ahead.offer(tracks)  # read to the end without error: not a rejected file
+                        self.ahead.offer(key, tracks)  # read to the end without error: not a rejected file
             except ExportFileError as exc:
                 if not self._put(key, exc):
                     return
@@ -411,14 +413,21 @@ class _CatalogAhead:
     foreign-key checks at COMMIT then run on the other core instead of inside the file's transaction
     (docs/import.md). Only a head start: a file's transaction creates every track still unknown when it runs,
     with the same statement, so the result is the same whether or not this thread got there first; a rejected
-    file never gets here (its tracks are offered only after its last record parsed). Waits, not deadlocks, when
-    both write one key: the statement writes in key order. A failure is logged and ends the thread."""
+    file never gets here (its tracks are offered only after its last record parsed). A failure is logged and
+    ends the thread.
+
+    The two never do one file's work twice: the import thread `claim`s a file before its transaction begins,
+    waiting while this thread is creating that file's tracks, and this thread skips files already claimed. The
+    wait cannot deadlock: the import thread holds no transaction while it waits."""
 
     def __init__(self, known: "_KnownTracks") -> None:
         self.known = known
         # Bounded: an offer the thread has no room for is dropped, and the file's transaction does the work.
-        self.queue: queue.Queue[dict[str, ExportPlay]] = queue.Queue(maxsize=PREFETCH_CHUNKS)
+        self.queue: queue.Queue[tuple[str, dict[str, ExportPlay]]] = queue.Queue(maxsize=PREFETCH_CHUNKS)
         self.stop = threading.Event()
+        self.state = threading.Condition()
+        self.claimed: set[str] = set()
+        self.creating: str | None = None  # the file whose tracks this thread is creating
         self.thread = threading.Thread(target=self._create, name="import-catalog", daemon=True)
 
     def __enter__(self) -> "_CatalogAhead":
@@ -429,28 +438,52 @@ class _CatalogAhead:
         self.stop.set()
         self.thread.join()
 
-    def offer(self, tracks: dict[str, ExportPlay]) -> None:
+    def offer(self, key: str, tracks: dict[str, ExportPlay]) -> None:
+        """Called by the parse thread once file `key` has been read without error."""
         if tracks:
             with contextlib.suppress(queue.Full):
-                self.queue.put_nowait(tracks)
+                self.queue.put_nowait((key, tracks))
+
+    def claim(self, key: str) -> None:
+        """Called by the import thread, outside any transaction, before it imports file `key`."""
+        with self.state:
+            self.claimed.add(key)
+            self.state.wait_for(lambda: self.creating != key)
+
+    def _next(self) -> tuple[str, list] | None:
+        """The next file offered and not claimed, with the rows of its tracks still unknown, now marked as
+        being created; None when there is none yet."""
+        try:
+            key, tracks = self.queue.get(timeout=0.05)
+        except queue.Empty:
+            return None
+        rows = [
+            _CopyWriter.track_row(track_id, play) for track_id, play in tracks.items() if track_id not in self.known.ids
+        ]
+        with self.state:
+            if key in self.claimed:
+                return None
+            self.creating = key
+        return key, rows
 
     def _create(self) -> None:
         try:
             while not self.stop.is_set():
+                if (item := self._next()) is None:
+                    continue
                 try:
-                    tracks = self.queue.get(timeout=0.05)
-                except queue.Empty:
-                    continue
-                rows = [_CopyWriter.track_row(key, play) for key, play in tracks.items() if key not in self.known.ids]
-                if not rows:
-                    continue
-                with transaction.atomic():
-                    with connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL synchronous_commit = off")  # as _import_file, for the same reason
-                    staged = StagedPlays(user_id=0)  # no plays: merge() only creates the tracks
-                    staged.add_tracks(rows)
-                    staged.merge()
-                self.known.update(staged.track_ids)
+                    if item[1]:
+                        with transaction.atomic():
+                            with connection.cursor() as cursor:
+                                cursor.execute("SET LOCAL synchronous_commit = off")  # as _import_file does
+                            staged = StagedPlays(user_id=0)  # no plays: merge() only creates the tracks
+                            staged.add_tracks(item[1])
+                            staged.merge()
+                        self.known.update(staged.track_ids)
+                finally:
+                    with self.state:
+                        self.creating = None
+                        self.state.notify_all()
         except Exception:
             logger.exception("Import: creating tracks ahead stopped; each file's transaction creates its own")
         finally:

@@ -4,6 +4,7 @@
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from earworm.catalog.keys import name_key
 from earworm.catalog.models import Album, Artist, Track, TrackArtist
 from earworm.catalog.services import catalog_upsert
+from earworm.history.importing import ExportPlay
 from earworm.history.models import Play
 from earworm.history.services import imports
 from earworm.history.services.imports import history_import, import_job_create
@@ -128,7 +130,7 @@ def test_tracks_created_ahead_are_the_rows_each_files_transaction_would_create(u
     ahead_rows = (_rows(), sorted(Play.objects.values_list("track__key", "played_at")))
     created_ahead = creators.count("import-catalog")
     _reset()
-    monkeypatch.setattr(imports._CatalogAhead, "offer", lambda self, tracks: None)
+    monkeypatch.setattr(imports._CatalogAhead, "offer", lambda self, key, tracks: None)
     creators.clear()
     alone = _import_slowly(user, paths)
 
@@ -172,3 +174,33 @@ def test_the_tracks_of_a_rejected_file_are_not_created_ahead(user, tmp_path):
     assert summary is not None and summary.plays_added == 1 and len(summary.errors) == 1
     assert list(Track.objects.values_list("key", flat=True)) == ["good1"]
     assert not Artist.objects.filter(name="Other").exists()
+
+
+def _play(track_id: str) -> ExportPlay:
+    return ExportPlay(datetime(2024, 1, 1, tzinfo=UTC), 200_000, track_id, "Song", "Band", "Record")
+
+
+def _wait_until(condition) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.mark.postgres
+def test_claiming_a_file_waits_while_its_tracks_are_created_ahead_and_stops_them_otherwise(monkeypatch):
+    merge = StagedPlays.merge
+    monkeypatch.setattr(StagedPlays, "merge", lambda self: (time.sleep(0.3), merge(self))[1])
+    known = imports._KnownTracks()
+    with imports._CatalogAhead(known) as ahead:
+        ahead.offer("file1", {"abc1": _play("abc1")})
+        _wait_until(lambda: ahead.creating == "file1")
+        ahead.claim("file1")  # returns once the tracks exist, with their ids known
+        assert set(known.ids) == {"abc1"}
+
+        ahead.claim("file2")
+        ahead.offer("file2", {"def2": _play("def2")})
+        _wait_until(ahead.queue.empty)
+        time.sleep(0.4)  # what a merge would take
+
+    assert list(Track.objects.values_list("key", flat=True)) == ["abc1"]
