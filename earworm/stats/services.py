@@ -24,6 +24,8 @@ TOUCHED_TRACKS_MAX = CHUNK
 # A refresh spanning more days than this (an import) sorts with more memory, for its transaction only.
 LARGE_REFRESH_DAYS = 62
 LARGE_REFRESH_WORK_MEM = "64MB"
+# The share of a user's listening span whose track month rows a full rebuild replaces in its second connection.
+SIDE_MONTHS_SHARE = 0.25
 
 
 def user_zone(time_zone: str) -> ZoneInfo:
@@ -67,6 +69,10 @@ def _month_start(day: date) -> date:
     return day.replace(day=1)
 
 
+def _previous_month(day: date) -> date:
+    return date(day.year - (day.month == 1), (day.month - 2) % 12 + 1, 1)
+
+
 def _next_month(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
@@ -108,17 +114,20 @@ def stats_rollups_refresh(*, user_id: int, start: datetime | None = None, end: d
     with transaction.atomic(), ThreadPoolExecutor(max_workers=1) as pool, connection.cursor() as cursor:
         # Two refreshes of one user (a sync and an import) would otherwise race on the same keys.
         plays_user_lock(user_id=user_id)
-        # What does not depend on the track rollup's month rows: the hour rollup, and for a full rebuild the
-        # all-time rows (summed from the plays, not from the months being rebuilt).
-        side = (_rebuild_hours_and_all_time, user_id, zone, day_lo, day_hi, everything)
-        side_done = pool.submit(_in_own_transaction, *side) if alongside else None
         if large:
             _set_large_work_mem(cursor)
-        touched = _rebuild_track_months(cursor, user_id, zone, month_lo, month_hi)
-        if touched is not None:  # None: every track, see _rebuild_hours_and_all_time
-            _rebuild_all_time(cursor, user_id, touched)
+        # A full rebuild alongside splits the track months between the two connections (_split_month).
+        split = _split_month(cursor, user_id, zone) if everything and alongside else None
+        side = (_rebuild_besides_track_months, user_id, zone, day_lo, day_hi, everything, split)
+        side_done = pool.submit(_in_own_transaction, *side) if alongside else None
+        if split is not None:
+            _replace_track_months(cursor, user_id, zone, None, _previous_month(split))
+        else:
+            touched = _rebuild_track_months(cursor, user_id, zone, month_lo, month_hi)
+            if touched is not None:  # None: every track, see _rebuild_besides_track_months
+                _rebuild_all_time(cursor, user_id, touched)
         if side_done is None:
-            _rebuild_hours_and_all_time(cursor, *side[1:])
+            _rebuild_besides_track_months(cursor, *side[1:])
         else:
             side_done.result()  # its error rolls this transaction back
         _bump_version(user_id)
@@ -142,11 +151,18 @@ def _in_own_transaction(rebuild, *args) -> None:
         connection.close()
 
 
-def _rebuild_hours_and_all_time(
-    cursor, user_id: int, zone: ZoneInfo, day_lo: date | None, day_hi: date | None, everything: bool
+def _rebuild_besides_track_months(
+    cursor,
+    user_id: int,
+    zone: ZoneInfo,
+    day_lo: date | None,
+    day_hi: date | None,
+    everything: bool,
+    months_from: date | None,
 ) -> None:
-    """The hour rollup's day rows for the local days [day_lo, day_hi], then the months and years holding them;
-    with `everything`, also the all-time rows of every track."""
+    """What a refresh rebuilds without reading the track rollup's month rows: the hour rollup's day rows for the
+    local days [day_lo, day_hi], then the months and years holding them; for a full rebuild (`everything`) the
+    all-time rows of every track, from the plays; and the track month rows from `months_from` on, if given."""
     _rebuild_hour_days(cursor, user_id, zone, day_lo, day_hi)
     month_lo = _month_start(day_lo) if day_lo else None
     month_hi = _month_start(day_hi) if day_hi else None
@@ -156,6 +172,20 @@ def _rebuild_hours_and_all_time(
     _rebuild_hours_coarser(cursor, user_id, Grain.YEAR, year_lo, year_hi)
     if everything:
         _rebuild_all_time_from_plays(cursor, user_id)
+    if months_from is not None:
+        _replace_track_months(cursor, user_id, zone, months_from, None)
+
+
+def _split_month(cursor, user_id: int, zone: ZoneInfo) -> date | None:
+    """The first month whose track rows the second connection of a full rebuild replaces: the month a quarter
+    of the user's listening span before its end. The hour and all-time rows cost about as much as the month rows
+    of half the plays, so this balances the two connections when plays are spread evenly over time (an uneven
+    spread only makes one finish first). None when the user has no plays."""
+    cursor.execute(f"SELECT MIN(played_at), MAX(played_at) FROM {Play._meta.db_table} WHERE user_id = %s", [user_id])
+    first, last = cursor.fetchone()
+    if first is None:
+        return None
+    return _month_start((last - (last - first) * SIDE_MONTHS_SHARE).astimezone(zone).date())
 
 
 def _bump_version(user_id: int) -> None:
@@ -239,6 +269,32 @@ def _month_of_play_sql() -> str:
     return "date(django_datetime_cast_date(p.played_at, %s, 'UTC'), 'start of month')"
 
 
+def _track_months_sql(user_id: int, zone: ZoneInfo, lo: date | None, hi: date | None) -> tuple[str, list]:
+    """SQL (and its parameters) for the track rollup's month rows of the months [lo, hi] (None: open), from the
+    plays: (start, track_id, plays, ms_played)."""
+    play_params: list = [user_id]
+    plays = plays_in_days_sql(zone, lo, _next_month(hi) - timedelta(days=1) if hi else None, play_params)
+    sql = f"SELECT {_month_of_play_sql()} AS start, p.track_id, COUNT(*) AS plays, SUM({PLAY_MS_SQL}) AS ms_played "
+    return f"{sql}{plays} GROUP BY 1, 2", [str(zone.key), *play_params]
+
+
+def _track_months_insert_sql() -> str:
+    table = TrackRollup._meta.db_table
+    return f"INSERT INTO {table} (user_id, grain, start, track_id, plays, ms_played) SELECT %s, %s, n.* FROM "
+
+
+def _replace_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None, hi: date | None) -> None:
+    """Delete the track rollup's month rows of the months [lo, hi] (None: open) and insert them again."""
+    params: list = [user_id, int(Grain.MONTH)]
+    cursor.execute(
+        f"DELETE FROM {TrackRollup._meta.db_table} WHERE user_id = %s AND grain = %s"
+        + _between("start", lo, hi, params),
+        params,
+    )
+    new, new_params = _track_months_sql(user_id, zone, lo, hi)
+    cursor.execute(f"{_track_months_insert_sql()}({new}) n ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
+
+
 def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None, hi: date | None) -> list[int] | None:
     """Month rows of the track rollup for the months [lo, hi], from the plays; returns the tracks whose rows
     changed (None for an unbounded rebuild: every track).
@@ -246,21 +302,11 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
     Track rollups have no day rows (a row per track and day is about a row per play); pages read the plays
     of the days at the ends of a range (`selectors.track_rows_sql`).
     """
-    table = TrackRollup._meta.db_table
-    month = _month_of_play_sql()
-    play_params: list = [user_id]
-    plays = plays_in_days_sql(zone, lo, _next_month(hi) - timedelta(days=1) if hi else None, play_params)
-    new = (
-        f"SELECT {month} AS start, p.track_id, COUNT(*) AS plays, SUM({PLAY_MS_SQL}) AS ms_played {plays} GROUP BY 1, 2"
-    )
-    new_params = [str(zone.key), *play_params]
-    insert = (
-        f"INSERT INTO {table} (user_id, grain, start, track_id, plays, ms_played) SELECT %s, %s, n.* FROM ({new}) n"
-    )
     if lo is None and hi is None:
-        cursor.execute(f"DELETE FROM {table} WHERE user_id = %s AND grain = %s", [user_id, int(Grain.MONTH)])
-        cursor.execute(insert + " ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
+        _replace_track_months(cursor, user_id, zone, None, None)
         return None
+    table = TrackRollup._meta.db_table
+    new, new_params = _track_months_sql(user_id, zone, lo, hi)
     old_params: list = [user_id, int(Grain.MONTH)]
     old = f"SELECT start, track_id, plays, ms_played FROM {table} WHERE user_id = %s AND grain = %s" + _between(
         "start", lo, hi, old_params
@@ -274,16 +320,18 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
     changed = sorted(row[0] for row in cursor.fetchall())
     if not changed:
         return changed
+    if len(changed) > TOUCHED_TRACKS_MAX:
+        _replace_track_months(cursor, user_id, zone, lo, hi)
+        return changed
     delete_params: list = [user_id, int(Grain.MONTH)]
     delete = f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", lo, hi, delete_params)
-    if len(changed) > TOUCHED_TRACKS_MAX:
-        cursor.execute(delete, delete_params)
-        cursor.execute(insert + " ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
-        return changed
     for chunk in _chunks(changed):
         ids = ", ".join(str(int(t)) for t in chunk)
         cursor.execute(f"{delete} AND track_id IN ({ids})", delete_params)
-        cursor.execute(f"{insert} WHERE n.track_id IN ({ids}) ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
+        cursor.execute(
+            f"{_track_months_insert_sql()}({new}) n WHERE n.track_id IN ({ids}) ORDER BY 3, 4",
+            [user_id, int(Grain.MONTH), *new_params],
+        )
     return changed
 
 

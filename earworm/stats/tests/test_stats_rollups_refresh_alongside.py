@@ -2,10 +2,11 @@
 connection while the caller rebuilds the track months: same rows as the one-connection refresh, all or nothing."""
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from earworm.catalog.models import Track
 from earworm.stats import services
@@ -74,3 +75,22 @@ def test_a_failure_alongside_rolls_the_whole_refresh_back(history, monkeypatch):
         stats_rollups_refresh(user_id=history.pk)
 
     assert (_rollups(), RollupState.objects.get(user=history).version) == before
+
+
+@pytest.mark.parametrize(
+    ("month", "previous"),
+    [
+        (date(2024, 1, 1), date(2023, 12, 1)),
+        (date(2024, 3, 1), date(2024, 2, 1)),
+        (date(2024, 12, 1), date(2024, 11, 1)),
+    ],
+)
+def test_previous_month(month, previous):
+    assert services._previous_month(month) == previous
+
+
+def test_the_split_of_a_full_rebuild_is_a_quarter_of_the_listening_span_before_its_end(history):
+    with connection.cursor() as cursor:
+        # Plays from 2021-12-30 22:00 UTC every 7 hours, 400 of them: the span ends on 2022-04-26, and its last
+        # quarter begins on 2022-03-28.
+        assert services._split_month(cursor, history.pk, ZoneInfo("Europe/Berlin")) == date(2022, 3, 1)
