@@ -93,8 +93,8 @@ def stats_rollups_refresh(*, user_id: int, start: datetime | None = None, end: d
     then the months and years that contain those days (hour rollup) or the months (track rollup), then the
     all-time rows of every track involved. Safe to call any number of times and concurrently (the user's row
     is locked on PostgreSQL; SQLite writes one at a time); one transaction, so readers see the old rollups or
-    the new ones, except that a large refresh on PostgreSQL outside a transaction (an import's) commits the
-    hour rollups a moment before the track rollups (`_in_own_transaction`).
+    the new ones, except that a large refresh on PostgreSQL outside a transaction (an import's) commits what it
+    rebuilds in a second connection (`_rebuild_besides_track_months`) a moment before the rest.
     """
     user = User.objects.filter(pk=user_id).only("time_zone").first()
     if user is None:
