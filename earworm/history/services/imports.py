@@ -237,10 +237,18 @@ def _run(job: ImportJob, token: str, ignored: list[str], progress: Callable[[Imp
                 job.refresh_from_db(fields=["files_done"])
                 try:
                     if key not in job.files_done:
-                        if ahead is not None:
-                            ahead.claim(key)
                         _import_file(
-                            job.pk, job.user_id, token, key, source, numbers[key], len(sources), progress, known, chunks
+                            job.pk,
+                            job.user_id,
+                            token,
+                            key,
+                            source,
+                            numbers[key],
+                            len(sources),
+                            progress,
+                            known,
+                            chunks,
+                            ahead,
                         )
                     for _ in chunks:  # the rest of a file not imported (done meanwhile by another process)
                         pass
@@ -408,26 +416,25 @@ class _Prefetch:
 
 
 class _CatalogAhead:
-    """PostgreSQL: create the provisional tracks of each file, once it has been read to its end, in a second
-    connection while the import's connection is still merging earlier files. The catalog writes and their
-    foreign-key checks at COMMIT then run on the other core instead of inside the file's transaction
-    (docs/import.md). Only a head start: a file's transaction creates every track still unknown when it runs,
-    with the same statement, so the result is the same whether or not this thread got there first; a rejected
-    file never gets here (its tracks are offered only after its last record parsed). A failure is logged and
-    ends the thread.
+    """PostgreSQL: create the provisional tracks of each file, in file order, once the parse thread has read the
+    file to its end without error, in a second connection while the import's connection is still merging earlier
+    files. The catalog writes and their foreign-key checks at COMMIT then run on the other core instead of inside
+    the file's transaction (docs/import.md).
 
-    The two never do one file's work twice: the import thread `claim`s a file before its transaction begins,
-    waiting while this thread is creating that file's tracks, and this thread skips files already claimed. The
-    wait cannot deadlock: the import thread holds no transaction while it waits."""
+    Before it merges a file, the import waits until this thread has done that file (`wait_for`): the catalog then
+    changes in the same order as when each file's transaction makes its own tracks (the first spelling of a name
+    in a file wins, a later file's new tracks may rename an artist), and the file's transaction finds its tracks
+    made. The wait cannot deadlock: the file's transaction holds no catalog row (plays have no foreign keys) and
+    this thread waits for nothing of the import's. Only a head start: the file's transaction still creates any
+    track it does not find, so when this thread fails (logged) or stops, the import goes on as without it."""
 
     def __init__(self, known: "_KnownTracks") -> None:
         self.known = known
-        # Bounded: an offer the thread has no room for is dropped, and the file's transaction does the work.
         self.queue: queue.Queue[tuple[str, dict[str, ExportPlay]]] = queue.Queue(maxsize=PREFETCH_CHUNKS)
-        self.stop = threading.Event()
         self.state = threading.Condition()
-        self.claimed: set[str] = set()
-        self.creating: str | None = None  # the file whose tracks this thread is creating
+        self.done: set[str] = set()  # files whose tracks exist
+        self.stopped = False  # set when the thread ends, failed or stopped: nobody waits for it any more
+        self.stop = threading.Event()
         self.thread = threading.Thread(target=self._create, name="import-catalog", daemon=True)
 
     def __enter__(self) -> "_CatalogAhead":
@@ -439,54 +446,49 @@ class _CatalogAhead:
         self.thread.join()
 
     def offer(self, key: str, tracks: dict[str, ExportPlay]) -> None:
-        """Called by the parse thread once file `key` has been read without error."""
-        if tracks:
-            with contextlib.suppress(queue.Full):
-                self.queue.put_nowait((key, tracks))
+        """Called by the parse thread once file `key` has been read without error (`tracks`: those no earlier
+        file committed). Waits while the queue is full: the parse thread is ahead of the import anyway."""
+        while not (self.stopped or self.stop.is_set()):
+            try:
+                self.queue.put((key, tracks), timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
-    def claim(self, key: str) -> None:
-        """Called by the import thread, outside any transaction, before it imports file `key`."""
+    def wait_for(self, key: str) -> None:
+        """Called by the import thread once it has read every chunk of file `key`, before merging it."""
         with self.state:
-            self.claimed.add(key)
-            self.state.wait_for(lambda: self.creating != key)
-
-    def _next(self) -> tuple[str, list] | None:
-        """The next file offered and not claimed, with the rows of its tracks still unknown, now marked as
-        being created; None when there is none yet."""
-        try:
-            key, tracks = self.queue.get(timeout=0.05)
-        except queue.Empty:
-            return None
-        rows = [
-            _CopyWriter.track_row(track_id, play) for track_id, play in tracks.items() if track_id not in self.known.ids
-        ]
-        with self.state:
-            if key in self.claimed:
-                return None
-            self.creating = key
-        return key, rows
+            self.state.wait_for(lambda: key in self.done or self.stopped)
 
     def _create(self) -> None:
         try:
             while not self.stop.is_set():
-                if (item := self._next()) is None:
-                    continue
                 try:
-                    if item[1]:
-                        with transaction.atomic():
-                            with connection.cursor() as cursor:
-                                cursor.execute("SET LOCAL synchronous_commit = off")  # as _import_file does
-                            staged = StagedPlays(user_id=0)  # no plays: merge() only creates the tracks
-                            staged.add_tracks(item[1])
-                            staged.merge()
-                        self.known.update(staged.track_ids)
-                finally:
-                    with self.state:
-                        self.creating = None
-                        self.state.notify_all()
+                    key, tracks = self.queue.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                rows = [
+                    _CopyWriter.track_row(track_id, play)
+                    for track_id, play in tracks.items()
+                    if track_id not in self.known.ids
+                ]
+                if rows:
+                    with transaction.atomic():
+                        with connection.cursor() as cursor:
+                            cursor.execute("SET LOCAL synchronous_commit = off")  # as _import_file does
+                        staged = StagedPlays(user_id=0)  # no plays: merge() only creates the tracks
+                        staged.add_tracks(rows)
+                        staged.merge()
+                    self.known.update(staged.track_ids)
+                with self.state:
+                    self.done.add(key)
+                    self.state.notify_all()
         except Exception:
             logger.exception("Import: creating tracks ahead stopped; each file's transaction creates its own")
         finally:
+            with self.state:
+                self.stopped = True
+                self.state.notify_all()
             connection.close()  # this thread's own connection
 
 
@@ -718,6 +720,7 @@ def _import_file(
     progress: Callable[[ImportProgress], None] | None,
     known: _KnownTracks,
     chunks: Iterator["_Chunk"],
+    ahead: _CatalogAhead | None = None,
 ) -> None:
     skipped: Counter[str] = Counter()
     records = 0
@@ -740,6 +743,8 @@ def _import_file(
                 unresolved += writer.add_export(chunk)
             if progress:
                 progress(ImportProgress(source.name, number, files_total, records, job.records_done + records))
+        if ahead is not None:
+            ahead.wait_for(key)
         result = writer.merge()
         if result.duplicates:
             skipped[Skip.DUPLICATE] += result.duplicates
