@@ -278,9 +278,10 @@ def _track_months_sql(user_id: int, zone: ZoneInfo, lo: date | None, hi: date | 
     return f"{sql}{plays} GROUP BY 1, 2", [str(zone.key), *play_params]
 
 
-def _track_months_insert_sql() -> str:
-    table = TrackRollup._meta.db_table
-    return f"INSERT INTO {table} (user_id, grain, start, track_id, plays, ms_played) SELECT %s, %s, n.* FROM "
+_TRACK_MONTHS_INSERT = (
+    f"INSERT INTO {TrackRollup._meta.db_table} (user_id, grain, start, track_id, plays, ms_played) "
+    "SELECT %s, %s, n.* FROM "
+)
 
 
 def _replace_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None, hi: date | None) -> None:
@@ -292,7 +293,7 @@ def _replace_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
         params,
     )
     new, new_params = _track_months_sql(user_id, zone, lo, hi)
-    cursor.execute(f"{_track_months_insert_sql()}({new}) n ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
+    cursor.execute(f"{_TRACK_MONTHS_INSERT}({new}) n ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
 
 
 def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None, hi: date | None) -> list[int] | None:
@@ -329,7 +330,7 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
         ids = ", ".join(str(int(t)) for t in chunk)
         cursor.execute(f"{delete} AND track_id IN ({ids})", delete_params)
         cursor.execute(
-            f"{_track_months_insert_sql()}({new}) n WHERE n.track_id IN ({ids}) ORDER BY 3, 4",
+            f"{_TRACK_MONTHS_INSERT}({new}) n WHERE n.track_id IN ({ids}) ORDER BY 3, 4",
             [user_id, int(Grain.MONTH), *new_params],
         )
     return changed

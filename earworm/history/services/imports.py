@@ -333,6 +333,17 @@ class _SwitchInterval:
                 sys.setswitchinterval(_SwitchInterval._saved)
 
 
+def _put_while(into: queue.Queue, item: object, running: Callable[[], bool]) -> bool:
+    """Put `item` into the bounded queue `into`, waiting for room while `running()`; False if it stopped first."""
+    while running():
+        try:
+            into.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 class _Prefetch:
     """Parse the export files in a background thread while the database merges and commits the file before:
     the parser is pure Python and psycopg releases the GIL while it waits on PostgreSQL, so the two overlap.
@@ -364,13 +375,7 @@ class _Prefetch:
         self.thread.join()
 
     def _put(self, key: str, item: _Item) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.queue.put((key, item), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return _put_while(self.queue, (key, item), lambda: not self.stop.is_set())
 
     def _parse(self) -> None:
         now = timezone.now()
@@ -448,12 +453,7 @@ class _CatalogAhead:
     def offer(self, key: str, tracks: dict[str, ExportPlay]) -> None:
         """Called by the parse thread once file `key` has been read without error (`tracks`: those no earlier
         file committed). Waits while the queue is full: the parse thread is ahead of the import anyway."""
-        while not (self.stopped or self.stop.is_set()):
-            try:
-                self.queue.put((key, tracks), timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        _put_while(self.queue, (key, tracks), lambda: not (self.stopped or self.stop.is_set()))
 
     def wait_for(self, key: str) -> None:
         """Called by the import thread once it has read every chunk of file `key`, before merging it."""

@@ -14,8 +14,9 @@ listens, API plays next to API plays), which real data rarely has.
 `earworm/history/tests/services/test_plays_copy.py` checks both paths give the same rows.
 """
 
+import contextlib
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -324,21 +325,23 @@ class StagedPlays:
             self.latest = latest
 
     def add(self, plays: Iterable[NewPlay]) -> None:
-        """COPY plays into the staging table; their order is the tie-break for plays ending together."""
+        """COPY plays into the staging table as they come; their order is the tie-break for plays ending
+        together."""
         seq = self.count
         earliest, latest = self.earliest, self.latest
-        rows = []
-        for play in plays:
-            rows.append(
-                copy_row(seq, play.track_id, play.played_at, play.ms_played, source_tail(play.source, play.context_uri))
-            )
-            seq += 1
-            if earliest is None or play.played_at < earliest:
-                earliest = play.played_at
-            if latest is None or play.played_at > latest:
-                latest = play.played_at
-        if rows:
-            self.add_rows(b"".join(rows), self.count, len(rows), earliest, latest)  # type: ignore[arg-type]
+        with self._copy() as copy:
+            for play in plays:
+                copy.write(
+                    copy_row(
+                        seq, play.track_id, play.played_at, play.ms_played, source_tail(play.source, play.context_uri)
+                    )
+                )
+                seq += 1
+                if earliest is None or play.played_at < earliest:
+                    earliest = play.played_at
+                if latest is None or play.played_at > latest:
+                    latest = play.played_at
+        self.count, self.earliest, self.latest = seq, earliest, latest
 
     def add_export(self, plays: Sequence[tuple[int | str, datetime, int]]) -> None:
         """COPY export plays, each `(track pk, or catalog key of a track staged with add_tracks, played_at,
@@ -354,12 +357,18 @@ class StagedPlays:
         so far), with the span of their `played_at`."""
         if first != self.count:
             raise ValueError(f"rows numbered from {first} after {self.count} staged plays")
-        with self._cursor.cursor.copy(f"COPY import_staging {_STAGING_COLUMNS} FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[attr-defined]
-            copy.write(_COPY_HEADER)
+        with self._copy() as copy:
             copy.write(rows)
-            copy.write(_COPY_TRAILER)
         self._span(earliest, latest)
         self.count += count
+
+    @contextlib.contextmanager
+    def _copy(self) -> Iterator[Any]:
+        """A binary COPY into import_staging: write `copy_row` rows to what it yields."""
+        with self._cursor.cursor.copy(f"COPY import_staging {_STAGING_COLUMNS} FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[attr-defined]
+            copy.write(_COPY_HEADER)
+            yield copy
+            copy.write(_COPY_TRAILER)
 
     def add_tracks(self, tracks: Iterable[tuple[str, str, str | None, str, str | None, str]]) -> None:
         """Stage provisional tracks `(key, name, artist key, artist name, album key, album name)` (keys None when
