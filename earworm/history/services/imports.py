@@ -379,11 +379,17 @@ class _Prefetch:
 
     def _parse(self) -> None:
         now = timezone.now()
+        track_ids: dict[str, str] = {}  # checked track URIs, for every file
         for key, source in self.sources:
             try:
                 with source.open() as stream:
                     parsed = iter_export_rows(
-                        stream, file=source.name, kind=source.kind, min_ms_played=settings.IMPORT_MIN_MS_PLAYED, now=now
+                        stream,
+                        file=source.name,
+                        kind=source.kind,
+                        min_ms_played=settings.IMPORT_MIN_MS_PLAYED,
+                        now=now,
+                        track_ids=track_ids,
                     )
                     plays = 0  # in the file's earlier chunks
                     # The tracks the file names that no earlier file committed, each with the play the import
