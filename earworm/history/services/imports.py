@@ -13,6 +13,7 @@ the play counts as unresolved. On PostgreSQL, `_CatalogAhead` creates the provis
 without error before its transaction needs them, in a second connection.
 """
 
+import collections
 import contextlib
 import logging
 import queue
@@ -54,10 +55,12 @@ from earworm.history.services.plays_copy import StagedPlays, copy_row
 logger = logging.getLogger(__name__)
 
 CHUNK = 20_000
+# Files are merged in batches of about this many records, one transaction each (`_import_batch`).
+BATCH_RECORDS = 50_000
 # An import adding this many plays refreshes the planner's statistics before the statistics refresh.
 ANALYZE_AFTER_PLAYS = 10_000
 # Parsed chunks waiting for the database: the parser runs at most this far ahead.
-PREFETCH_CHUNKS = 3
+PREFETCH_CHUNKS = 8
 # The interpreter's thread switch interval while a parse thread runs (Python's default is 5 ms): _SwitchInterval.
 PARSE_SWITCH_INTERVAL = 0.0001
 # Extended files first, so basic-format records can match the tracks they name.
@@ -232,27 +235,14 @@ def _run(job: ImportJob, token: str, ignored: list[str], progress: Callable[[Imp
             ahead or contextlib.nullcontext(),
             _Prefetch(todo, for_copy=connection.vendor == "postgresql", known=known, ahead=ahead) as prefetch,
         ):
-            for key, source in todo:
-                chunks = prefetch.chunks(key)
-                job.refresh_from_db(fields=["files_done"])
+            kinds = {key: source.kind for key, source in sources}
+            run = _Batches(job.pk, job.user_id, token, numbers, kinds, len(sources), progress, known, prefetch, ahead)
+            remaining = collections.deque(todo)
+            while remaining:
+                key = remaining[0][0]
                 try:
-                    if key not in job.files_done:
-                        _import_file(
-                            job.pk,
-                            job.user_id,
-                            token,
-                            key,
-                            source,
-                            numbers[key],
-                            len(sources),
-                            progress,
-                            known,
-                            chunks,
-                            ahead,
-                        )
-                    for _ in chunks:  # the rest of a file not imported (done meanwhile by another process)
-                        pass
-                except ExportFileError as exc:
+                    _import_batch(run, remaining)
+                except ExportFileError as exc:  # in a file read in more than one chunk, alone in its batch
                     logger.info("Import %s: file rejected: %s", job.pk, exc.message)
                     with transaction.atomic():
                         locked = ImportJob.objects.select_for_update().get(pk=job.pk)
@@ -268,6 +258,8 @@ class _Chunk:
     records: int
     skipped: Counter[str]
     plays: list[ExportPlay]
+    last: bool = False  # the file's last chunk: the file was read to its end without error
+    by_name: bool = False  # some plays have no Spotify id (basic format, local files): matched by name
     # For COPY, when every play names its Spotify id: the plays as COPY rows of import_staging (`copy_row`)
     # numbered from `first` (the plays in the file's earlier chunks), the last play of each track no earlier file
     # committed, and the span of their end times.
@@ -278,7 +270,7 @@ class _Chunk:
     latest: datetime | None = None
 
 
-def _prepare(rows: list[ExportPlay | Skip], *, first: int, for_copy: bool, known: "_KnownTracks") -> _Chunk:
+def _prepare(rows: list[ExportPlay | Skip], *, last: bool, first: int, for_copy: bool, known: "_KnownTracks") -> _Chunk:
     skipped: Counter[str] = Counter()
     plays: list[ExportPlay] = []
     for row in rows:
@@ -286,8 +278,9 @@ def _prepare(rows: list[ExportPlay | Skip], *, first: int, for_copy: bool, known
             plays.append(row)
         else:
             skipped[row] += 1  # type: ignore[index]
-    chunk = _Chunk(len(rows), skipped, plays, first=first)
-    if for_copy and plays and all(play.track_id for play in plays):
+    by_name = not all(play.track_id for play in plays)
+    chunk = _Chunk(len(rows), skipped, plays, last=last, by_name=by_name, first=first)
+    if for_copy and plays and not by_name:
         # Tracks committed by an earlier file go by primary key, the others by catalog key, resolved in the
         # merge.
         ids = known.ids
@@ -365,6 +358,8 @@ class _Prefetch:
         self.queue: queue.Queue[tuple[str, _Item]] = queue.Queue(maxsize=PREFETCH_CHUNKS)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._parse, name="import-parse", daemon=True)
+        self._held: _Item = None  # the next file's first item, taken by read_whole()
+        self._peeked = False
 
     def __enter__(self) -> "_Prefetch":
         self.thread.start()
@@ -380,6 +375,7 @@ class _Prefetch:
     def _parse(self) -> None:
         now = timezone.now()
         track_ids: dict[str, str] = {}  # checked track URIs, for every file
+        plays = 0  # numbers the plays of all files in input order (`copy_row`'s `seq`)
         for key, source in self.sources:
             try:
                 with source.open() as stream:
@@ -391,19 +387,21 @@ class _Prefetch:
                         now=now,
                         track_ids=track_ids,
                     )
-                    plays = 0  # in the file's earlier chunks
                     # The tracks the file names that no earlier file committed, each with the play the import
                     # thread stages it with (the last of the first chunk naming it, see _CopyWriter.add_export).
                     tracks: dict[str, ExportPlay] = {}
-                    for rows in _chunks(parsed, CHUNK):
-                        chunk = _prepare(rows, first=plays, for_copy=self.for_copy, known=self.known)
+                    by_name = False
+                    for rows, last in _chunks(parsed, CHUNK):
+                        chunk = _prepare(rows, last=last, first=plays, for_copy=self.for_copy, known=self.known)
                         plays += len(chunk.plays)
+                        by_name = by_name or chunk.by_name
                         for track_id, play in chunk.tracks.items():
                             tracks.setdefault(track_id, play)
                         if not self._put(key, chunk):
                             return
-                    if self.ahead is not None:
-                        self.ahead.offer(key, tracks)  # read to the end without error: not a rejected file
+                    if self.ahead is not None:  # read to the end without error: not a rejected file
+                        # A file matching plays by name makes all of its tracks in its own transaction.
+                        self.ahead.offer(key, {} if by_name else tracks, pause=by_name)
             except ExportFileError as exc:
                 if not self._put(key, exc):
                     return
@@ -414,11 +412,25 @@ class _Prefetch:
             if not self._put(key, None):
                 return
 
+    def _next(self, key: str) -> _Item:
+        if self._peeked:
+            self._peeked = False
+            return self._held
+        got, item = self.queue.get()
+        assert got == key, (got, key)
+        return item
+
+    def read_whole(self, key: str) -> bool:
+        """Whether file `key`, the next in order, has been read to its end (waiting for its first chunk): it
+        was rejected or is a single chunk, so taking it into a transaction cannot make that roll back."""
+        if not self._peeked:
+            self._held, self._peeked = self._next(key), True
+        return not isinstance(self._held, _Chunk) or self._held.last
+
     def chunks(self, key: str) -> Iterator[_Chunk]:
         """The chunks of file `key`, the next file in order; raises the file's `ExportFileError`."""
         while True:
-            got, item = self.queue.get()
-            assert got == key, (got, key)
+            item = self._next(key)
             if item is None:
                 return
             if isinstance(item, BaseException):
@@ -430,20 +442,24 @@ class _CatalogAhead:
     """PostgreSQL: create the provisional tracks of each file, in file order, once the parse thread has read the
     file to its end without error, in a second connection while the import's connection is still merging earlier
     files. The catalog writes and their foreign-key checks at COMMIT then run on the other core instead of inside
-    the file's transaction (docs/import.md).
+    the import's transactions (docs/import.md).
 
-    Before it merges a file, the import waits until this thread has done that file (`wait_for`): the catalog then
-    changes in the same order as when each file's transaction makes its own tracks (the first spelling of a name
-    in a file wins, a later file's new tracks may rename an artist), and the file's transaction finds its tracks
-    made. The wait cannot deadlock: the file's transaction holds no catalog row (plays have no foreign keys) and
-    this thread waits for nothing of the import's. Only a head start: the file's transaction still creates any
-    track it does not find, so when this thread fails (logged) or stops, the import goes on as without it."""
+    Before it makes a file's remaining tracks, the import waits until this thread has done that file
+    (`wait_for`): the catalog then changes in the same order as when each file's transaction makes its own
+    tracks (the first spelling of a name in a file wins, a later file's new tracks may rename an artist), and
+    the import finds its tracks made, so it writes no catalog row itself. A file with plays matched by name is
+    the exception: the import's transaction makes all of its tracks (matching needs the plays stored before
+    it), the file ends its batch, and this thread does nothing for it and pauses until that transaction has
+    committed (`committed`), so it neither writes a later file's names first nor waits on the import's locks
+    while the import waits for it. Only a head start: the import still creates any track it does not find,
+    so when this thread fails (logged) or stops, the import goes on as without it."""
 
     def __init__(self, known: "_KnownTracks") -> None:
         self.known = known
-        self.queue: queue.Queue[tuple[str, dict[str, ExportPlay]]] = queue.Queue(maxsize=PREFETCH_CHUNKS)
+        self.queue: queue.Queue[tuple[str, dict[str, ExportPlay], bool]] = queue.Queue(maxsize=PREFETCH_CHUNKS)
         self.state = threading.Condition()
         self.done: set[str] = set()  # files whose tracks exist
+        self.committed_files: set[str] = set()
         self.stopped = False  # set when the thread ends, failed or stopped: nobody waits for it any more
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._create, name="import-catalog", daemon=True)
@@ -454,23 +470,32 @@ class _CatalogAhead:
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
+        with self.state:
+            self.state.notify_all()
         self.thread.join()
 
-    def offer(self, key: str, tracks: dict[str, ExportPlay]) -> None:
+    def offer(self, key: str, tracks: dict[str, ExportPlay], *, pause: bool = False) -> None:
         """Called by the parse thread once file `key` has been read without error (`tracks`: those no earlier
-        file committed). Waits while the queue is full: the parse thread is ahead of the import anyway."""
-        _put_while(self.queue, (key, tracks), lambda: not (self.stopped or self.stop.is_set()))
+        file committed; `pause`: the import makes them, wait until it has committed the file). Waits while the
+        queue is full: the parse thread is ahead of the import anyway."""
+        _put_while(self.queue, (key, tracks, pause), lambda: not (self.stopped or self.stop.is_set()))
 
     def wait_for(self, key: str) -> None:
-        """Called by the import thread once it has read every chunk of file `key`, before merging it."""
+        """Called by the import thread once it has read every chunk of file `key`, before making its tracks."""
         with self.state:
             self.state.wait_for(lambda: key in self.done or self.stopped)
+
+    def committed(self, keys: Iterable[str]) -> None:
+        """Called by the import thread once the transaction of files `keys` has committed."""
+        with self.state:
+            self.committed_files.update(keys)
+            self.state.notify_all()
 
     def _create(self) -> None:
         try:
             while not self.stop.is_set():
                 try:
-                    key, tracks = self.queue.get(timeout=0.05)
+                    key, tracks, pause = self.queue.get(timeout=0.05)
                 except queue.Empty:
                     continue
                 rows = [
@@ -481,7 +506,7 @@ class _CatalogAhead:
                 if rows:
                     with transaction.atomic():
                         with connection.cursor() as cursor:
-                            cursor.execute("SET LOCAL synchronous_commit = off")  # as _import_file does
+                            cursor.execute("SET LOCAL synchronous_commit = off")  # as _import_batch does
                         staged = StagedPlays(user_id=0)  # no plays: merge() only creates the tracks
                         staged.add_tracks(rows)
                         staged.merge()
@@ -489,6 +514,8 @@ class _CatalogAhead:
                 with self.state:
                     self.done.add(key)
                     self.state.notify_all()
+                    while pause and key not in self.committed_files and not self.stop.is_set():
+                        self.state.wait()
         except Exception:
             logger.exception("Import: creating tracks ahead stopped; each file's transaction creates its own")
         finally:
@@ -592,10 +619,14 @@ class _TrackResolver:
         return pks, unresolved
 
 
-def _chunks(rows: Iterable[ExportPlay | Skip], size: int) -> Iterator[list[ExportPlay | Skip]]:
+def _chunks(rows: Iterable[ExportPlay | Skip], size: int) -> Iterator[tuple[list[ExportPlay | Skip], bool]]:
+    """Lists of up to `size` rows, each with whether it is the last (one row is read ahead to know)."""
     iterator = iter(rows)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+    chunk = list(islice(iterator, size))
+    while chunk:
+        following = list(islice(iterator, 1))
+        yield chunk, not following
+        chunk = following + list(islice(iterator, size - 1)) if following else []
 
 
 class _PythonWriter:
@@ -615,6 +646,9 @@ class _PythonWriter:
             for pk, play in zip(pks, plays, strict=True)
         )
         return unresolved
+
+    def file_done(self) -> None:
+        pass  # tracks are made as each chunk is resolved
 
     def merge(self) -> StoreResult:
         return history_plays_store(user_id=self.user_id, plays=self.plays)
@@ -708,6 +742,10 @@ class _CopyWriter:
         self.staged.add_export(rows)
         return unresolved
 
+    def file_done(self) -> None:
+        """Create the file's tracks that no earlier file or the catalog thread made."""
+        self.staged.create_tracks()
+
     def merge(self) -> StoreResult:
         return self.staged.merge()
 
@@ -715,46 +753,100 @@ class _CopyWriter:
         self.known.update(self.staged.track_ids)
 
 
-def _import_file(
-    job_id: int,
-    user_id: int,
-    token: str,
-    key: str,
-    source: ExportSource,
-    number: int,
-    files_total: int,
-    progress: Callable[[ImportProgress], None] | None,
-    known: _KnownTracks,
-    chunks: Iterator["_Chunk"],
-    ahead: _CatalogAhead | None = None,
-) -> None:
+def _joins(file: tuple[str, ExportSource], records: int, prefetch: _Prefetch, batch_kind: FileKind | None) -> bool:
+    """Whether `file` may join a batch holding `records` records that began with a file of `batch_kind`. Only
+    extended files are batched: basic-format records are matched by name against the tracks of the plays
+    stored before them."""
+    key, source = file
+    extended = FileKind.EXTENDED
+    return batch_kind is extended and source.kind is extended and records < BATCH_RECORDS and prefetch.read_whole(key)
+
+
+@dataclass
+class _Batches:
+    """What importing the job's files in batches needs besides the files."""
+
+    job_id: int
+    user_id: int
+    token: str
+    numbers: dict[str, int]  # each file's position among all of the job's files, from 1
+    kinds: dict[str, FileKind | None]
+    files_total: int
+    progress: Callable[[ImportProgress], None] | None
+    known: _KnownTracks
+    prefetch: _Prefetch
+    ahead: _CatalogAhead | None
+
+
+def _import_batch(run: _Batches, files: "collections.deque[tuple[str, ExportSource]]") -> None:
+    """Import the next file of `files` and the files after it that may join it (`_joins`: extended files
+    while the batch holds fewer than BATCH_RECORDS records) in one transaction with the job's progress, taking
+    them from the front of `files`.
+
+    Only the batch's first file may still be rejected once its first chunk has arrived (it is read in more than
+    one chunk): its `ExportFileError` rolls the transaction back and leaves it to the caller. The others join
+    only once read to their end (`_Prefetch.read_whole`); a file rejected among them is recorded here. Merging
+    several files at once saves each file's statements and COMMIT and lets the merge work on larger sets (a
+    1M-record import: ~1 s). A file's plays are compared with the plays of the batch's earlier files by the
+    same rule as with stored plays; a batch ends at the same file whether or not the import was interrupted
+    before it, since an interruption leaves whole batches done."""
     skipped: Counter[str] = Counter()
     records = 0
     unresolved = 0
+    done: list[str] = []
+    errors: list[str] = []
+    prefetch = run.prefetch
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            # The COMMIT need not wait for the WAL to reach the disk: the file and the job's progress commit
+            # The COMMIT need not wait for the WAL to reach the disk: the files and the job's progress commit
             # together, so a crash that loses the last commits only makes a resumed import read those files
-            # again (a few ms of each file's transaction otherwise, 2.7 s of a 1M-record import).
+            # again (a few ms of each transaction otherwise, 2.7 s of a 1M-record import in one per file).
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit = off")
-        job = ImportJob.objects.select_for_update().get(pk=job_id)
-        if key in job.files_done or job.claimed_by != token:
-            return  # another process took the job over (this one's claim had expired)
-        writer = (_CopyWriter if connection.vendor == "postgresql" else _PythonWriter)(user_id, known)
-        for chunk in chunks:
-            records += chunk.records
-            skipped.update(chunk.skipped)
-            if chunk.plays:
-                unresolved += writer.add_export(chunk)
-            if progress:
-                progress(ImportProgress(source.name, number, files_total, records, job.records_done + records))
-        if ahead is not None:
-            ahead.wait_for(key)
+        job = ImportJob.objects.select_for_update().get(pk=run.job_id)
+        writer = (_CopyWriter if connection.vendor == "postgresql" else _PythonWriter)(run.user_id, run.known)
+        while files and (not done or _joins(files[0], records, prefetch, run.kinds[done[0]])):
+            key, source = files[0]
+            if key in job.files_done or job.claimed_by != run.token:
+                # Done meanwhile by another process, which took the job over when this one's claim expired.
+                if done:
+                    break  # the next batch passes over it
+                files.popleft()
+                for _ in prefetch.chunks(key):
+                    pass
+                return
+            files.popleft()
+            in_file = 0
+            by_name = False
+            try:
+                for chunk in prefetch.chunks(key):
+                    in_file += chunk.records
+                    by_name = by_name or chunk.by_name
+                    skipped.update(chunk.skipped)
+                    if chunk.plays:
+                        unresolved += writer.add_export(chunk)
+                    if run.progress:
+                        number = run.numbers[key]
+                        total = job.records_done + records + in_file
+                        run.progress(ImportProgress(source.name, number, run.files_total, in_file, total))
+            except ExportFileError as exc:
+                if in_file:
+                    raise
+                logger.info("Import %s: file rejected: %s", run.job_id, exc.message)
+                errors.append(exc.message)
+            else:
+                records += in_file
+                if run.ahead is not None:
+                    run.ahead.wait_for(key)
+                writer.file_done()
+            done.append(key)
+            if by_name:
+                break  # the catalog thread waits for this transaction (_CatalogAhead)
         result = writer.merge()
         if result.duplicates:
             skipped[Skip.DUPLICATE] += result.duplicates
-        job.files_done = [*job.files_done, key]
+        job.files_done = [*job.files_done, *done]
+        job.errors = [*job.errors, *errors]
         job.records_done += records
         job.records_total = max(job.records_total, job.records_done)
         job.plays_added += result.inserted
@@ -766,6 +858,8 @@ def _import_file(
         job.claimed_until = timezone.now() + timedelta(seconds=settings.IMPORT_CLAIM_SECONDS)
         job.save()
     writer.committed()
+    if run.ahead is not None:
+        run.ahead.committed(done)
 
 
 def import_job_create(

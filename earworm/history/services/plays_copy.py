@@ -309,8 +309,10 @@ class StagedPlays:
 
     def __init__(self, *, user_id: int) -> None:
         self.user_id = user_id
-        self.count = 0
-        self.tracks = 0
+        self.count = 0  # plays staged
+        self.next_seq = 0  # the lowest number the next staged play may have
+        self.tracks = 0  # tracks staged
+        self._tracks_pending = False  # staged since the last create_tracks()
         self.earliest: datetime | None = None
         self.latest: datetime | None = None
         self._cursor = connection.cursor()
@@ -327,7 +329,7 @@ class StagedPlays:
     def add(self, plays: Iterable[NewPlay]) -> None:
         """COPY plays into the staging table as they come; their order is the tie-break for plays ending
         together."""
-        seq = self.count
+        seq = self.next_seq
         earliest, latest = self.earliest, self.latest
         with self._copy() as copy:
             for play in plays:
@@ -341,26 +343,28 @@ class StagedPlays:
                     earliest = play.played_at
                 if latest is None or play.played_at > latest:
                     latest = play.played_at
-        self.count, self.earliest, self.latest = seq, earliest, latest
+        self.count += seq - self.next_seq
+        self.next_seq, self.earliest, self.latest = seq, earliest, latest
 
     def add_export(self, plays: Sequence[tuple[int | str, datetime, int]]) -> None:
         """COPY export plays, each `(track pk, or catalog key of a track staged with add_tracks, played_at,
         ms_played)`, in input order (the tie-break for plays ending together)."""
         if not plays:
             return
-        rows = b"".join([copy_row(seq, *play) for seq, play in enumerate(plays, self.count)])
+        rows = b"".join([copy_row(seq, *play) for seq, play in enumerate(plays, self.next_seq)])
         moments = [play[1] for play in plays]
-        self.add_rows(rows, self.count, len(plays), min(moments), max(moments))
+        self.add_rows(rows, self.next_seq, len(plays), min(moments), max(moments))
 
     def add_rows(self, rows: bytes, first: int, count: int, earliest: datetime, latest: datetime) -> None:
-        """COPY `count` plays already encoded by `copy_row`, numbered from `first` (the number of plays staged
-        so far), with the span of their `played_at`."""
-        if first != self.count:
-            raise ValueError(f"rows numbered from {first} after {self.count} staged plays")
+        """COPY `count` plays already encoded by `copy_row`, numbered from `first` up (after every play staged
+        so far: a batch of files may leave gaps, a rejected file's plays), with the span of their `played_at`."""
+        if first < self.next_seq:
+            raise ValueError(f"rows numbered from {first}, not after the staged plays (up to {self.next_seq - 1})")
         with self._copy() as copy:
             copy.write(rows)
         self._span(earliest, latest)
         self.count += count
+        self.next_seq = first + count
 
     @contextlib.contextmanager
     def _copy(self) -> Iterator[Any]:
@@ -380,15 +384,26 @@ class StagedPlays:
             for track in tracks:
                 copy.write_row((ord_, *track))
                 ord_ += 1
+        self._tracks_pending = ord_ > self.tracks
         self.tracks = ord_
+
+    def create_tracks(self) -> None:
+        """Create the tracks staged since the last call (then known in `track_ids`): a batch of files creates each
+        file's tracks when the file ends, so names change in file order as when every file had its own
+        transaction."""
+        if not self._tracks_pending:
+            return
+        cursor = self._cursor
+        cursor.execute(_UPSERT_TRACKS)
+        cursor.execute(_STAGED_TRACK_IDS)
+        self.track_ids.update(cursor.fetchall())
+        cursor.execute("DELETE FROM import_tracks; DELETE FROM import_new_tracks")
+        self._tracks_pending = False
 
     def merge(self) -> StoreResult:
         """Insert the staged plays that are not duplicates; returns the counts as `history_plays_store` does."""
         cursor = self._cursor
-        if self.tracks:
-            cursor.execute(_UPSERT_TRACKS)
-            cursor.execute(_STAGED_TRACK_IDS)
-            self.track_ids = dict(cursor.fetchall())
+        self.create_tracks()
         if not self.count:
             return StoreResult(inserted=0, duplicates=0, earliest=None, latest=None)
         assert self.earliest is not None and self.latest is not None

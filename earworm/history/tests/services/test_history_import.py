@@ -388,13 +388,13 @@ def test_the_thread_switch_interval_is_lowered_while_files_are_parsed_and_restor
 
     before = sys.getswitchinterval()
     seen = []
-    store = imports._import_file
+    store = imports._import_batch
 
     def watching(*args, **kwargs):
         seen.append(sys.getswitchinterval())
         return store(*args, **kwargs)
 
-    monkeypatch.setattr(imports, "_import_file", watching)
+    monkeypatch.setattr(imports, "_import_batch", watching)
     path = _write(tmp_path, "Streaming_History_Audio_2023_0.json", [_extended("2023-05-01T10:00:00Z")])
 
     assert _import(user, path).plays_added == 1
@@ -404,7 +404,7 @@ def test_the_thread_switch_interval_is_lowered_while_files_are_parsed_and_restor
     def failing(*args, **kwargs):
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(imports, "_import_file", failing)
+    monkeypatch.setattr(imports, "_import_batch", failing)
     with pytest.raises(RuntimeError):
         _import(user, _write(tmp_path, "Streaming_History_Audio_2023_1.json", [_extended("2023-06-01T10:00:00Z")]))
     assert sys.getswitchinterval() == before
