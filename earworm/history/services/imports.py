@@ -1,9 +1,10 @@
 """Import a Spotify data export (issue 6): the one service behind `import_history` and the `/import/` upload.
 
-Each export file is imported in one transaction together with the job's progress (`files_done`, counts), so a
-rejected file writes nothing, and a run killed at any point resumes at the first file not done with the same
-final data. Plays go through the overlap rule of DESIGN.md §5: `history_plays_store` on SQLite, COPY and a
-merge in SQL (`plays_copy`) on PostgreSQL, both over a whole file at a time so both give the same rows.
+Export files are imported in batches of whole files (`_import_batch`), each in one transaction together with
+the job's progress (`files_done`, counts), so a rejected file writes nothing, and a run killed at any point
+resumes at the first file not done with the same final data. Plays go through the overlap rule of DESIGN.md
+§5: `history_plays_store` on SQLite, COPY and a merge in SQL (`plays_copy`) on PostgreSQL, both over a whole
+batch at a time so both give the same rows.
 
 Tracks: extended records name the Spotify id; a missing one is created as a provisional Track keyed by that
 id (metadata_fetched_at NULL) with the album artist and album known only by name (`name:` keys), which

@@ -17,7 +17,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 # Few tracks, short spans and lengths around a track's duration: overlaps, ties and runs of three or more.
 play_strategy = st.tuples(
     st.integers(0, 2),  # track
-    st.integers(0, 40 * 60),  # end, in seconds after the start
+    # end, in seconds after the start: dense, or hours apart (plays ending 2 h or more after the track's play
+    # before cannot overlap it: the merge walks such runs separately)
+    st.integers(0, 40 * 60) | st.integers(0, 4).map(lambda n: n * 7200) | st.integers(2 * 3600 - 5, 2 * 3600 + 5),
     st.one_of(st.none(), st.just(0), st.integers(1_000, 400_000), st.just(10_000_000)),  # ms_played
     st.sampled_from(["api", "export"]),
 )
@@ -74,6 +76,27 @@ def test_a_long_run_of_overlapping_duplicates_is_walked_like_the_python_path(use
     assert [p.played_at for p in Play.objects.order_by("played_at")] == [
         at(0) + timedelta(seconds=100 * n) for n in range(5)
     ]
+
+
+def test_a_run_with_long_gaps_between_ends_is_walked_whole_like_the_python_path(user):
+    """Ends 90 minutes apart can still be the same listen when the later one is long: the walk takes the run
+    from its first play (a run starts only 2 hours or more after the play before, MAX_LENGTH)."""
+    track = TrackFactory()
+    plays = [
+        NewPlay(track_id=track.pk, played_at=at(0), ms_played=600_000, source="export"),  # 11:50-12:00
+        NewPlay(track_id=track.pk, played_at=at(90), ms_played=7_200_000, source="export"),  # 11:30-13:30
+        NewPlay(track_id=track.pk, played_at=at(91), ms_played=7_200_000, source="export"),  # 11:31-13:31
+        NewPlay(track_id=track.pk, played_at=at(211), ms_played=60_000, source="export"),  # 2 h later: a new run
+    ]
+
+    with transaction.atomic():
+        expected = history_plays_store(user_id=user.pk, plays=plays)
+        rows = _rows(user)
+        transaction.set_rollback(True)
+    result = history_plays_store_copy(user_id=user.pk, plays=plays)
+
+    assert result == expected and result.inserted == 2
+    assert _rows(user) == rows
 
 
 def test_api_plays_that_overlap_merge_only_on_the_exact_key_like_the_python_path(user):
