@@ -304,8 +304,8 @@ _Item = _Chunk | BaseException | None
 class _SwitchInterval:
     """Python's thread switch interval lowered while at least one parse thread of this process runs.
 
-    The import thread sends ~15 statements per file and needs the GIL back after each answer; the parse thread
-    holds it, and by default gives it up only every 5 ms. With 0.1 ms, a 1M-record import took 17.3-17.6 s
+    The import thread sends statements one after another and needs the GIL back after each answer; the parse
+    thread holds it, and by default gives it up only every 5 ms. With 0.1 ms, a 1M-record import took 17.3-17.6 s
     instead of 20.0-22.7 s on this 2-core machine (docs/benchmarks.md); the parser, which runs ahead of the
     database anyway, does not get slower in a way that shows."""
 
