@@ -787,10 +787,11 @@ def _import_batch(run: _Batches, files: "collections.deque[tuple[str, ExportSour
     Only the batch's first file may still be rejected once its first chunk has arrived (it is read in more than
     one chunk): its `ExportFileError` rolls the transaction back and leaves it to the caller. The others join
     only once read to their end (`_Prefetch.read_whole`); a file rejected among them is recorded here. Merging
-    several files at once saves each file's statements and COMMIT and lets the merge work on larger sets (a
-    1M-record import: ~1 s). A file's plays are compared with the plays of the batch's earlier files by the
-    same rule as with stored plays; a batch ends at the same file whether or not the import was interrupted
-    before it, since an interruption leaves whole batches done."""
+    several files at once saves each file's statements and COMMIT and lets the merge work on larger sets (the
+    merge statements of a 1M-record import: 5.4 s for 84 files, 4.5 s for 17 batches). A file's plays are
+    compared with the plays of the batch's earlier files by the same rule as with stored plays; a batch ends at
+    the same file whether or not the import was interrupted before it, since an interruption leaves whole
+    batches done."""
     skipped: Counter[str] = Counter()
     records = 0
     unresolved = 0

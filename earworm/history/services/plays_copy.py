@@ -363,8 +363,9 @@ class StagedPlays:
         self.add_rows(rows, self.next_seq, len(plays), min(moments), max(moments))
 
     def add_rows(self, rows: bytes, first: int, count: int, earliest: datetime, latest: datetime) -> None:
-        """COPY `count` plays already encoded by `copy_row`, numbered from `first` up (after every play staged
-        so far: a batch of files may leave gaps, a rejected file's plays), with the span of their `played_at`."""
+        """COPY `count` plays already encoded by `copy_row`, numbered from `first` up, after every play staged so
+        far (with gaps, perhaps: the parse thread numbers the plays of every file of an import), with the span of
+        their `played_at`."""
         if first < self.next_seq:
             raise ValueError(f"rows numbered from {first}, not after the staged plays (up to {self.next_seq - 1})")
         with self._copy() as copy:
@@ -383,7 +384,8 @@ class StagedPlays:
 
     def add_tracks(self, tracks: Iterable[tuple[str, str, str | None, str, str | None, str]]) -> None:
         """Stage provisional tracks `(key, name, artist key, artist name, album key, album name)` (keys None when
-        the name is unknown), created by `merge()` unless a track with that key exists by then."""
+        the name is unknown), created by `create_tracks()` or `merge()` unless a track with that key exists by
+        then."""
         ord_ = self.tracks
         with self._cursor.cursor.copy(  # type: ignore[attr-defined]
             "COPY import_tracks (ord, key, name, artist_key, artist_name, album_key, album_name) FROM STDIN"
@@ -391,7 +393,7 @@ class StagedPlays:
             for track in tracks:
                 copy.write_row((ord_, *track))
                 ord_ += 1
-        self._tracks_pending = ord_ > self.tracks
+        self._tracks_pending = self._tracks_pending or ord_ > self.tracks
         self.tracks = ord_
 
     def create_tracks(self) -> None:

@@ -7,6 +7,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from earworm.catalog.models import Track
 from earworm.history.models import Play
 from earworm.history.services.plays import NewPlay, history_plays_store
 from earworm.history.services.plays_copy import StagedPlays, copy_row, history_plays_store_copy
@@ -129,3 +130,16 @@ def test_staged_rows_must_be_numbered_after_the_rows_already_staged(user):
         result = staged.merge()
     assert (result.inserted, result.duplicates) == (3, 0)
     assert [p.played_at for p in Play.objects.order_by("played_at")] == [at(0), at(1), at(2)]
+
+
+def test_tracks_staged_in_several_calls_are_all_created(user):
+    with transaction.atomic():
+        staged = StagedPlays(user_id=user.pk)
+        staged.add_tracks([("k1", "One", None, "", None, "")])
+        staged.add_tracks([])  # nothing new: the first call's track is still to be made
+        staged.create_tracks()
+        staged.add_tracks([("k2", "Two", None, "", None, "")])
+        staged.merge()
+
+    assert sorted(Track.objects.values_list("key", flat=True)) == ["k1", "k2"]
+    assert set(staged.track_ids) == {"k1", "k2"}
