@@ -58,6 +58,15 @@ def test_copy_merge_stores_the_same_rows_as_the_python_path(user, stored, offere
     assert copy_result == python_result
 
 
+def _both_paths(user, plays):
+    """The copy path's result, and the Python path's result and rows (rolled back before the copy path ran)."""
+    with transaction.atomic():
+        expected = history_plays_store(user_id=user.pk, plays=plays)
+        rows = _rows(user)
+        transaction.set_rollback(True)
+    return history_plays_store_copy(user_id=user.pk, plays=plays), expected, rows
+
+
 def test_a_long_run_of_overlapping_duplicates_is_walked_like_the_python_path(user):
     track = TrackFactory(duration_ms=180_000)
     # Plays 50 s apart, 100 s long: each overlaps the one before; the greedy keeps every other one.
@@ -66,11 +75,7 @@ def test_a_long_run_of_overlapping_duplicates_is_walked_like_the_python_path(use
         for n in range(9)
     ]
 
-    with transaction.atomic():
-        expected = history_plays_store(user_id=user.pk, plays=plays)
-        rows = _rows(user)
-        transaction.set_rollback(True)
-    result = history_plays_store_copy(user_id=user.pk, plays=plays)
+    result, expected, rows = _both_paths(user, plays)
 
     assert result == expected and result.inserted == 5
     assert _rows(user) == rows
@@ -90,11 +95,7 @@ def test_a_run_with_long_gaps_between_ends_is_walked_whole_like_the_python_path(
         NewPlay(track_id=track.pk, played_at=at(211), ms_played=60_000, source="export"),  # 2 h later: a new run
     ]
 
-    with transaction.atomic():
-        expected = history_plays_store(user_id=user.pk, plays=plays)
-        rows = _rows(user)
-        transaction.set_rollback(True)
-    result = history_plays_store_copy(user_id=user.pk, plays=plays)
+    result, expected, rows = _both_paths(user, plays)
 
     assert result == expected and result.inserted == 2
     assert _rows(user) == rows
