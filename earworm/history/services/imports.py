@@ -231,10 +231,12 @@ def _run(job: ImportJob, token: str, ignored: list[str], progress: Callable[[Imp
         # A second connection sees only committed rows: inside a caller's transaction (tests) there is no catalog
         # thread.
         ahead = _CatalogAhead(known) if connection.vendor == "postgresql" and not connection.in_atomic_block else None
+        # The catalog thread stops first: the parse thread may be waiting to hand it a file while it waits for a
+        # transaction that failed.
         with (
             _SwitchInterval(),
-            ahead or contextlib.nullcontext(),
             _Prefetch(todo, for_copy=connection.vendor == "postgresql", known=known, ahead=ahead) as prefetch,
+            ahead or contextlib.nullcontext(),
         ):
             kinds = {key: source.kind for key, source in sources}
             run = _Batches(job.pk, job.user_id, token, numbers, kinds, len(sources), progress, known, prefetch, ahead)
@@ -470,10 +472,14 @@ class _CatalogAhead:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.halt()
+        self.thread.join()
+
+    def halt(self) -> None:
+        """Stop creating tracks ahead (also while paused); offers are dropped from now on."""
         self.stop.set()
         with self.state:
             self.state.notify_all()
-        self.thread.join()
 
     def offer(self, key: str, tracks: dict[str, ExportPlay], *, pause: bool = False) -> None:
         """Called by the parse thread once file `key` has been read without error (`tracks`: those no earlier
@@ -813,6 +819,8 @@ def _import_batch(run: _Batches, files: "collections.deque[tuple[str, ExportSour
                 # Done meanwhile by another process, which took the job over when this one's claim expired.
                 if done:
                     break  # the next batch passes over it
+                if run.ahead is not None:
+                    run.ahead.halt()  # it may wait for a transaction of this process that will not come
                 files.popleft()
                 for _ in prefetch.chunks(key):
                     pass

@@ -2,6 +2,8 @@
 rejected alone, the same results as one file at a time."""
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,34 @@ def test_a_file_matching_plays_by_name_ends_its_batch(user, tmp_path, batches):
 
     assert [len(batch) for batch in batches] == [2, 1]
     assert summary is not None and summary.plays_added == 4 and summary.unresolved == 1
+
+
+@pytest.mark.postgres
+def test_an_import_failing_while_the_catalog_thread_waits_for_a_file_ends_without_hanging(user, tmp_path, monkeypatch):
+    """The catalog thread pauses after a file matching plays by name until its transaction commits; when that
+    transaction fails instead, the threads still stop (the parse thread may be waiting to hand it more files)."""
+    local = {**_record("2024-01-01T09:00:00Z", "x"), "spotify_track_uri": "spotify:local:Band:Record:Song+x:200"}
+    paths = [_file(tmp_path, "Streaming_History_Audio_2024_00.json", [local])]
+    # Empty files: offered to the catalog thread, one item each in the parse queue, so the catalog thread's
+    # queue fills before the parse queue does.
+    paths += [_file(tmp_path, f"Streaming_History_Audio_2024_{n:02d}.json", []) for n in range(10, 24)]
+
+    def failing_merge(self):
+        time.sleep(0.5)  # the parse thread fills the catalog thread's queue meanwhile
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(imports._CopyWriter, "merge", failing_merge)
+    outcome: list[BaseException] = []
+
+    def run():
+        try:
+            _import(user, paths)
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+
+    assert not thread.is_alive(), "the import hung"
+    assert [str(exc) for exc in outcome] == ["database gone"]

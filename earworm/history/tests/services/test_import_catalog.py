@@ -207,3 +207,23 @@ def test_the_import_waits_for_a_files_tracks_and_not_for_a_stopped_thread(monkey
     ahead.offer("file3", {"def3": _play("def3")})  # nor to offer to
 
     assert list(Track.objects.values_list("key", flat=True)) == ["abc1"]
+
+
+@pytest.mark.postgres
+def test_a_paused_catalog_thread_can_be_halted_and_then_takes_no_more_offers():
+    """An import that lost its job to another process halts the thread, which may be paused after a file whose
+    transaction will never commit here, while the parse thread waits to offer it more files."""
+    known = imports._KnownTracks()
+    with imports._CatalogAhead(known) as ahead:
+        ahead.offer("by-name", {}, pause=True)
+        ahead.wait_for("by-name")  # done, and now paused until that file commits
+        offering = threading.Thread(
+            target=lambda: [ahead.offer(f"file{n}", {}) for n in range(imports.PREFETCH_CHUNKS + 2)], daemon=True
+        )
+        offering.start()
+        offering.join(timeout=0.5)
+        assert offering.is_alive()  # the paused thread's queue is full
+        ahead.halt()
+        offering.join(timeout=5)
+        assert not offering.is_alive()
+        assert "file0" not in ahead.done
