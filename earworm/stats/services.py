@@ -214,6 +214,13 @@ def _between(column: str, lo: date | None, hi: date | None, params: list) -> str
     return sql
 
 
+def _delete_sql(table: str, user_id: int, grain: Grain, lo: date | None, hi: date | None) -> tuple[str, list]:
+    """SQL (and its parameters) deleting the user's rows of one grain of a rollup starting in [lo, hi] (None:
+    open)."""
+    params: list = [user_id, int(grain)]
+    return f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", lo, hi, params), params
+
+
 def plays_in_days_sql(zone: ZoneInfo, day_lo: date | None, day_hi: date | None, params: list) -> str:
     """`FROM` and `WHERE` over the plays `p` of the user (the first parameter, which the
     caller adds) in the local days [day_lo, day_hi]; None leaves that end open."""
@@ -233,12 +240,7 @@ PLAY_MS_SQL = f"COALESCE(p.ms_played, (SELECT t.duration_ms FROM {Track._meta.db
 
 
 def _rebuild_hour_days(cursor, user_id: int, zone: ZoneInfo, day_lo: date | None, day_hi: date | None) -> None:
-    params: list = [user_id, int(Grain.DAY)]
-    cursor.execute(
-        f"DELETE FROM {HourRollup._meta.db_table} WHERE user_id = %s AND grain = %s"
-        + _between("start", day_lo, day_hi, params),
-        params,
-    )
+    cursor.execute(*_delete_sql(HourRollup._meta.db_table, user_id, Grain.DAY, day_lo, day_hi))
     tz_name = str(zone.key)
     play_params: list = [user_id]
     plays = plays_in_days_sql(zone, day_lo, day_hi, play_params)
@@ -286,12 +288,7 @@ _TRACK_MONTHS_INSERT = (
 
 def _replace_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None, hi: date | None) -> None:
     """Delete the track rollup's month rows of the months [lo, hi] (None: open) and insert them again."""
-    params: list = [user_id, int(Grain.MONTH)]
-    cursor.execute(
-        f"DELETE FROM {TrackRollup._meta.db_table} WHERE user_id = %s AND grain = %s"
-        + _between("start", lo, hi, params),
-        params,
-    )
+    cursor.execute(*_delete_sql(TrackRollup._meta.db_table, user_id, Grain.MONTH, lo, hi))
     new, new_params = _track_months_sql(user_id, zone, lo, hi)
     cursor.execute(f"{_TRACK_MONTHS_INSERT}({new}) n ORDER BY 3, 4", [user_id, int(Grain.MONTH), *new_params])
 
@@ -324,8 +321,7 @@ def _rebuild_track_months(cursor, user_id: int, zone: ZoneInfo, lo: date | None,
     if len(changed) > TOUCHED_TRACKS_MAX:
         _replace_track_months(cursor, user_id, zone, lo, hi)
         return changed
-    delete_params: list = [user_id, int(Grain.MONTH)]
-    delete = f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", lo, hi, delete_params)
+    delete, delete_params = _delete_sql(table, user_id, Grain.MONTH, lo, hi)
     for chunk in _chunks(changed):
         ids = ", ".join(str(int(t)) for t in chunk)
         cursor.execute(f"{delete} AND track_id IN ({ids})", delete_params)
@@ -344,9 +340,8 @@ def _rebuild_hours_coarser(cursor, user_id: int, grain: Grain, lo: date | None, 
     hi_end = None
     if hi is not None:
         hi_end = _next_month(hi) if grain == Grain.MONTH else date(hi.year + 1, 1, 1)
-    params: list = [user_id, int(grain)]
-    cursor.execute(f"DELETE FROM {table} WHERE user_id = %s AND grain = %s" + _between("start", lo, hi, params), params)
-    params = [user_id, int(grain), user_id, int(finer)]
+    cursor.execute(*_delete_sql(table, user_id, grain, lo, hi))
+    params: list = [user_id, int(grain), user_id, int(finer)]
     where = ""
     if lo is not None:
         where += " AND start >= %s"
@@ -365,7 +360,7 @@ def _rebuild_hours_coarser(cursor, user_id: int, grain: Grain, lo: date | None, 
 def _rebuild_all_time_from_plays(cursor, user_id: int) -> None:
     """The all-time rows of every track, from the plays (so they need not wait for the month rows)."""
     table = TrackRollup._meta.db_table
-    cursor.execute(f"DELETE FROM {table} WHERE user_id = %s AND grain = %s", [user_id, int(Grain.ALL)])
+    cursor.execute(*_delete_sql(table, user_id, Grain.ALL, None, None))
     params: list = [user_id, int(Grain.ALL), _d(date.fromisoformat(ALL_TIME_START)), user_id]
     cursor.execute(
         f"INSERT INTO {table} (user_id, grain, start, track_id, plays, ms_played) "
