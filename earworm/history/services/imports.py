@@ -238,8 +238,7 @@ def _run(job: ImportJob, token: str, ignored: list[str], progress: Callable[[Imp
             _Prefetch(todo, for_copy=connection.vendor == "postgresql", known=known, ahead=ahead) as prefetch,
             ahead or contextlib.nullcontext(),
         ):
-            kinds = {key: source.kind for key, source in sources}
-            run = _Batches(job.pk, job.user_id, token, numbers, kinds, len(sources), progress, known, prefetch, ahead)
+            run = _Batches(job.pk, job.user_id, token, numbers, len(sources), progress, known, prefetch, ahead)
             remaining = collections.deque(todo)
             while remaining:
                 key = remaining[0][0]
@@ -777,7 +776,6 @@ class _Batches:
     user_id: int
     token: str
     numbers: dict[str, int]  # each file's position among all of the job's files, from 1
-    kinds: dict[str, FileKind | None]
     files_total: int
     progress: Callable[[ImportProgress], None] | None
     known: _KnownTracks
@@ -804,6 +802,7 @@ def _import_batch(run: _Batches, files: "collections.deque[tuple[str, ExportSour
     done: list[str] = []
     errors: list[str] = []
     prefetch = run.prefetch
+    batch_kind: FileKind | None = None  # the kind of the batch's first file
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # The COMMIT need not wait for the WAL to reach the disk: the files and the job's progress commit
@@ -813,7 +812,7 @@ def _import_batch(run: _Batches, files: "collections.deque[tuple[str, ExportSour
                 cursor.execute("SET LOCAL synchronous_commit = off")
         job = ImportJob.objects.select_for_update().get(pk=run.job_id)
         writer = (_CopyWriter if connection.vendor == "postgresql" else _PythonWriter)(run.user_id, run.known)
-        while files and (not done or _joins(files[0], records, prefetch, run.kinds[done[0]])):
+        while files and (not done or _joins(files[0], records, prefetch, batch_kind)):
             key, source = files[0]
             if key in job.files_done or job.claimed_by != run.token:
                 # Done meanwhile by another process, which took the job over when this one's claim expired.
@@ -826,6 +825,8 @@ def _import_batch(run: _Batches, files: "collections.deque[tuple[str, ExportSour
                     pass
                 return
             files.popleft()
+            if not done:
+                batch_kind = source.kind
             in_file = 0
             by_name = False
             try:
