@@ -379,27 +379,31 @@ def test_a_job_is_shown_done_only_once_its_statistics_are_ready(user, tmp_path, 
     assert summary.status == ImportJob.Status.DONE
 
 
-def test_the_thread_switch_interval_is_lowered_while_files_are_parsed_and_restored_after(user, tmp_path, monkeypatch):
-    """The import thread gets the GIL back promptly after each statement while the parse thread runs
-    (`imports._SwitchInterval`); the interpreter's setting is left as it was, also when the import fails."""
+def test_the_switch_interval_and_gc_threshold_are_changed_while_files_are_parsed_and_restored_after(
+    user, tmp_path, monkeypatch
+):
+    """The import thread gets the GIL back promptly after each statement and the garbage collector runs less
+    often while the parse thread runs (`imports._ParseTuning`); the interpreter's settings are left as they
+    were, also when the import fails."""
+    import gc
     import sys
 
     from earworm.history.services import imports
 
-    before = sys.getswitchinterval()
+    before = (sys.getswitchinterval(), gc.get_threshold())
     seen = []
     store = imports._import_batch
 
     def watching(*args, **kwargs):
-        seen.append(sys.getswitchinterval())
+        seen.append((sys.getswitchinterval(), gc.get_threshold()[0]))
         return store(*args, **kwargs)
 
     monkeypatch.setattr(imports, "_import_batch", watching)
     path = _write(tmp_path, "Streaming_History_Audio_2023_0.json", [_extended("2023-05-01T10:00:00Z")])
 
     assert _import(user, path).plays_added == 1
-    assert seen == [pytest.approx(imports.PARSE_SWITCH_INTERVAL)]
-    assert sys.getswitchinterval() == before
+    assert seen == [(pytest.approx(imports.PARSE_SWITCH_INTERVAL), imports.PARSE_GC_THRESHOLD)]
+    assert (sys.getswitchinterval(), gc.get_threshold()) == before
 
     def failing(*args, **kwargs):
         raise RuntimeError("database gone")
@@ -407,19 +411,21 @@ def test_the_thread_switch_interval_is_lowered_while_files_are_parsed_and_restor
     monkeypatch.setattr(imports, "_import_batch", failing)
     with pytest.raises(RuntimeError):
         _import(user, _write(tmp_path, "Streaming_History_Audio_2023_1.json", [_extended("2023-06-01T10:00:00Z")]))
-    assert sys.getswitchinterval() == before
+    assert (sys.getswitchinterval(), gc.get_threshold()) == before
 
 
-def test_overlapping_imports_in_one_process_restore_the_switch_interval_only_when_the_last_ends():
+def test_overlapping_imports_in_one_process_restore_the_settings_only_when_the_last_ends():
+    import gc
     import sys
 
-    from earworm.history.services.imports import PARSE_SWITCH_INTERVAL, _SwitchInterval
+    from earworm.history.services.imports import PARSE_GC_THRESHOLD, PARSE_SWITCH_INTERVAL, _ParseTuning
 
-    before = sys.getswitchinterval()
-    first, second = _SwitchInterval(), _SwitchInterval()
+    before = (sys.getswitchinterval(), gc.get_threshold())
+    first, second = _ParseTuning(), _ParseTuning()
     first.__enter__()
     second.__enter__()
     first.__exit__()
     assert sys.getswitchinterval() == pytest.approx(PARSE_SWITCH_INTERVAL)
+    assert gc.get_threshold()[0] == PARSE_GC_THRESHOLD
     second.__exit__()
-    assert sys.getswitchinterval() == before
+    assert (sys.getswitchinterval(), gc.get_threshold()) == before
