@@ -1,4 +1,5 @@
 #!/usr/bin/env python
+import gc
 import os
 import sys
 
@@ -7,3 +8,6 @@ if __name__ == "__main__":
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)
+    # What is still alive now lives until the process ends: without this the garbage collector walks all of it
+    # again while the interpreter shuts down (0.2-0.3 s of every command on the 2-core benchmark machine).
+    gc.freeze()
