@@ -59,7 +59,8 @@ logger = logging.getLogger(__name__)
 CHUNK = 20_000
 # Files are merged in batches of about this many records, one transaction each (`_import_batch`).
 BATCH_RECORDS = 50_000
-# Sort memory of a batch's transaction on PostgreSQL (its default, 4 MB, is less than a batch's plays).
+# Sort memory of a batch's transaction on PostgreSQL: the merge sorts the batch's plays by track and time, and
+# with the default 4 MB that sort spilled to a temp file.
 BATCH_WORK_MEM = "32MB"
 # An import adding this many plays refreshes the planner's statistics before the statistics refresh.
 ANALYZE_AFTER_PLAYS = 10_000
@@ -823,7 +824,6 @@ def _import_batch(run: _Batches, files: "collections.deque[tuple[str, ExportSour
             # The COMMIT need not wait for the WAL to reach the disk: the files and the job's progress commit
             # together, so a crash that loses the last commits only makes a resumed import read those files
             # again (a few ms of each transaction otherwise, 2.7 s of a 1M-record import in one per file).
-            # The merge sorts a batch's plays by track and time: with the default 4 MB they spilled to a temp file.
             with connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL synchronous_commit = off; SET LOCAL work_mem = '{BATCH_WORK_MEM}'")
         job = ImportJob.objects.select_for_update().get(pk=run.job_id)
