@@ -196,7 +196,9 @@ _INSERT_HELD = f"{_INSERT_COLUMNS} FROM import_flags WHERE verdict = 'k'"
 # Provisional tracks named by export records (Spotify id and the names in the record), created before the
 # merge: artists and albums by `name:` key (the first name seen wins within a file, a later spelling of the
 # same key renames the row, as `catalog_upsert` does), then tracks not known yet with their artist link.
-# Rows are written in key order, the order `catalog_upsert` locks in, so concurrent writers wait, not deadlock.
+# Rows are written in key order, the order `catalog_upsert` locks in, so concurrent writers wait, not deadlock:
+# code-point order (`_BY_KEY`), as Python sorts, whatever the database's collation (under en_US, `aB` comes
+# before `Ab`, and Spotify ids mix cases).
 # Catalog rows are looked up by key one at a time (scalar subqueries, `OFFSET 0` keeps them from becoming
 # joins): a file names a few thousand tracks, and a hash join would read the whole shared catalog per file.
 # Artists and albums already stored under the same name are skipped before the upsert, which would otherwise
@@ -205,6 +207,9 @@ _INSERT_HELD = f"{_INSERT_COLUMNS} FROM import_flags WHERE verdict = 'k'"
 # guesses the track-link join grows with the square of the file's new tracks, so larger files crossed
 # `jit_above_cost` and spent up to 0.37 s compiling a statement of key lookups that runs in 0.17 s
 # (0.85 s of a 1M-record import); none of the merge's statements gains from JIT.
+_BY_KEY = 'COLLATE "C"'
+
+
 def _upsert_named(table: str, prefix: str, defaults: dict[str, str]) -> str:
     """Upsert the provisional artists or albums (`{prefix}_key`, `{prefix}_name`) of the file's new tracks:
     one row per key, its first name in the file; `defaults` fills the table's other columns."""
@@ -216,7 +221,7 @@ SELECT now(), now(), {prefix}_key, NULL, name, NULL, false, {values}
 FROM (SELECT DISTINCT ON ({prefix}_key) {prefix}_key, left({prefix}_name, 1000) AS name FROM import_new_tracks
       WHERE {prefix}_key IS NOT NULL ORDER BY {prefix}_key, ord) a
 WHERE NOT EXISTS (SELECT 1 FROM {table} c WHERE c.key = a.{prefix}_key AND c.name = a.name OFFSET 0)
-ORDER BY {prefix}_key
+ORDER BY {prefix}_key {_BY_KEY}
 ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, updated_at = EXCLUDED.updated_at
 WHERE {table}.name <> EXCLUDED.name;"""  # noqa: S608 (only module constants are formatted in)
 
@@ -248,7 +253,7 @@ WITH created AS (
     SELECT now(), now(), t.key, t.key, left(t.name, 1000), NULL, false, NULL, '', NULL, false,
            (SELECT al.id FROM catalog_album al WHERE al.key = t.album_key)
     FROM import_new_tracks t
-    ORDER BY t.key
+    ORDER BY t.key {_BY_KEY}
     ON CONFLICT (key) DO NOTHING
     RETURNING id, key
 )

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -144,3 +144,28 @@ def test_tracks_staged_in_several_calls_are_all_created(user):
 
     assert sorted(Track.objects.values_list("key", flat=True)) == ["k1", "k2"]
     assert set(staged.track_ids) == {"k1", "k2"}
+
+
+def test_provisional_tracks_are_written_in_code_point_order_whatever_the_collation(user):
+    """`catalog_upsert` writes catalog rows in Python's (code-point) order; the import's SQL must lock them in the
+    same order, or an import and a sync writing the same tracks can deadlock. Under a linguistic collation (ICU's
+    root locale here, en_US elsewhere) `aB` sorts before `Ab`: with the key columns in that collation, the tracks
+    still get their ids, in the order they are written, in code-point order."""
+    keys = ["ab", "aB", "Ab", "AB"]
+    with transaction.atomic():
+        staged = StagedPlays(user_id=user.pk)  # creates the staging tables
+        with connection.cursor() as cursor:
+            for table, type_ in [
+                ("catalog_track", "varchar(64)"),
+                ("import_tracks", "text"),
+                ("import_new_tracks", "text"),
+            ]:
+                cursor.execute(f'ALTER TABLE {table} ALTER COLUMN key TYPE {type_} COLLATE "und-x-icu"')
+            cursor.execute('SELECT array_agg(k ORDER BY k COLLATE "und-x-icu") FROM unnest(%s::text[]) k', [keys])
+            assert cursor.fetchone()[0] == keys  # the collation does order them otherwise
+        staged.add_tracks([(key, f"Track {key}", None, "", None, "") for key in keys])
+        staged.create_tracks()
+        written = list(Track.objects.order_by("pk").values_list("key", flat=True))
+        transaction.set_rollback(True)  # the columns' collation too
+
+    assert written == sorted(keys) == ["AB", "Ab", "aB", "ab"]
