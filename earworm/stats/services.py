@@ -378,12 +378,10 @@ def _rebuild_all_time(cursor, user_id: int, track_ids: list[int]) -> None:
         f"SELECT %s, %s, %s, track_id, SUM(plays), SUM(ms_played) FROM {table} WHERE user_id = %s AND grain = %s"
     )
     head = [user_id, int(Grain.ALL), _d(date.fromisoformat(ALL_TIME_START)), user_id, int(Grain.MONTH)]
+    delete, delete_params = _delete_sql(table, user_id, Grain.ALL, None, None)
     for chunk in _chunks(track_ids):
         marks = ", ".join(["%s"] * len(chunk))
-        cursor.execute(
-            f"DELETE FROM {table} WHERE user_id = %s AND grain = %s AND track_id IN ({marks})",
-            [user_id, int(Grain.ALL), *chunk],
-        )
+        cursor.execute(f"{delete} AND track_id IN ({marks})", [*delete_params, *chunk])
         cursor.execute(insert + f" AND track_id IN ({marks}) GROUP BY track_id", [*head, *chunk])
 
 
