@@ -62,6 +62,31 @@ def test_a_full_refresh_alongside_builds_the_rows_of_a_refresh_in_one_transactio
     assert expected[0] and expected[1]
 
 
+def test_both_connections_of_a_large_refresh_sort_in_memory_without_jit_and_only_in_their_transaction(
+    history, monkeypatch
+):
+    seen = []
+
+    def settings_then(rebuild):
+        def spied(cursor, *args):
+            cursor.execute("SELECT current_setting('work_mem'), current_setting('jit')")
+            seen.append((threading.current_thread() is threading.main_thread(), cursor.fetchone()))
+            return rebuild(cursor, *args)
+
+        return spied
+
+    monkeypatch.setattr(services, "_replace_track_months", settings_then(services._replace_track_months))
+    monkeypatch.setattr(services, "_rebuild_hour_days", settings_then(services._rebuild_hour_days))
+    stats_rollups_refresh(user_id=history.pk)
+
+    large = (services.LARGE_REFRESH_WORK_MEM, "off")
+    # The caller's track months, the second connection's hour rows and its share of the track months.
+    assert sorted(seen) == [(False, large), (False, large), (True, large)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('work_mem') <> %s, current_setting('jit')", [large[0]])
+        assert cursor.fetchone() == (True, "on")
+
+
 def test_a_failure_alongside_rolls_the_whole_refresh_back(history, monkeypatch):
     stats_rollups_refresh(user_id=history.pk)
     before = (_rollups(), RollupState.objects.get(user=history).version)
