@@ -74,7 +74,7 @@ CREATE TEMP TABLE IF NOT EXISTS import_stored (
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS import_flags (
     seq bigint, track_id bigint, played_at timestamptz, started_at timestamptz, ms_played integer,
-    source varchar(8), context_uri text, verdict text, segment bigint
+    source varchar(8), context_uri text, verdict text
 ) ON COMMIT DELETE ROWS;
 DELETE FROM import_staging; DELETE FROM import_tracks; DELETE FROM import_new_tracks; DELETE FROM import_stored;
 DELETE FROM import_flags
@@ -93,19 +93,14 @@ ANALYZE import_stored
 # Offered plays with their start, minus those that are the same listen as a stored play of the same track,
 # with a verdict from one window pass: k = kept (no earlier offered play can overlap it), d = dropped (it
 # overlaps the play before it, which is kept), ? = anything else (a later play of a run of overlaps, short
-# listens, API plays next to API plays), settled by the walk below. `segment` numbers the runs of a track's
-# plays that end less than MAX_LENGTH after the one before: a listen is at most MAX_LENGTH long, so no play
-# can be the same listen as a play of an earlier segment, and the walk takes only the segments it must settle
-# (a batch of files holds hundreds of plays of a popular track; walking them all took 0.6 s of 1M records).
+# listens, API plays next to API plays), settled by the walk below.
 _FLAGGED = f"""
 SELECT seq, track_id, played_at, started_at, ms_played, source, context_uri,
        CASE WHEN prev_end IS NULL OR (prev_end <= started_at + {_TOL} AND prev_end < played_at) THEN 'k'
             WHEN (prev2_end IS NULL OR (prev2_end <= prev_start + {_TOL} AND prev2_end < prev_end))
                  AND (prev_end = played_at OR (NOT (source = 'api' AND prev_source = 'api')
                       AND prev_end > started_at + {_TOL} AND prev_start < played_at - {_TOL})) THEN 'd'
-            ELSE '?' END AS verdict,
-       count(*) FILTER (WHERE prev_end IS NULL OR played_at - prev_end >= interval '{_MAX_MS} milliseconds')
-           OVER (PARTITION BY track_id ORDER BY played_at, seq) AS segment
+            ELSE '?' END AS verdict
 FROM (
     SELECT c.*,
            lag(played_at) OVER w AS prev_end,
@@ -143,11 +138,25 @@ FROM (
 # Greedy walk, one step per offered play in (end, input) order, over every segment of a track that has an
 # unsettled play, carrying the kept listens of the segment (ends, starts, whether from the API): a play is kept
 # unless it is the same listen as one of them, by the rule of `plays._overlaps`. Real exports send few here.
+# A segment is a run of a track's plays each ending less than MAX_LENGTH after the one before: a listen is at
+# most MAX_LENGTH long, so no play can be the same listen as a play of an earlier segment, and the walk takes
+# only the segments it must settle (a batch of files holds hundreds of plays of a popular track; walking them
+# all took 0.6 s of 1M records). Numbered here, for the few tracks set aside, rather than in the window pass
+# for every play (a second window over all of them: ~25 % of that pass).
 _WALK = f"""
 CREATE TEMP TABLE import_walk ON COMMIT DROP AS
-SELECT seq, track_id, segment, played_at, started_at, source = 'api' AS api,
+WITH segmented AS (
+    SELECT seq, track_id, played_at, started_at, source = 'api' AS api, verdict,
+           count(*) FILTER (WHERE prev_end IS NULL OR played_at - prev_end >= interval '{_MAX_MS} milliseconds')
+               OVER w AS segment
+    FROM (SELECT f.*, lag(played_at) OVER w AS prev_end FROM import_flags f
+          WINDOW w AS (PARTITION BY track_id ORDER BY played_at, seq)) f
+    WINDOW w AS (PARTITION BY track_id ORDER BY played_at, seq)
+)
+SELECT seq, track_id, segment, played_at, started_at, api,
        row_number() OVER (PARTITION BY track_id, segment ORDER BY played_at, seq) AS rn
-FROM import_flags;
+FROM segmented
+WHERE (track_id, segment) IN (SELECT track_id, segment FROM segmented WHERE verdict = '?');
 CREATE INDEX ON import_walk (track_id, segment, rn);
 WITH RECURSIVE walk(track_id, segment, rn, seq, ends, starts, apis, kept) AS (
     SELECT track_id, segment, rn, seq, ARRAY[played_at], ARRAY[started_at], ARRAY[api], true
@@ -176,17 +185,15 @@ _INSERT_COLUMNS = """
 INSERT INTO history_play (user_id, track_id, played_at, ms_played, source, context_uri)
 SELECT %(user_id)s, track_id, played_at, ms_played, source, left(context_uri, 255)"""
 
-# One statement inserts the plays the window pass keeps and sets aside every play of a segment it left
-# unsettled (the walk needs the segment's kept plays too) in import_flags: the verdicts stay in memory, not in
-# a table written and read again (0.9 s of a 1M-record import).
+# One statement inserts the plays the window pass keeps and sets aside every play of a track it left
+# unsettled (the walk needs the kept plays around them too) in import_flags: the verdicts stay in memory, not
+# in a table written and read again (0.9 s of a 1M-record import).
 _MERGE = f"""
 WITH flagged AS MATERIALIZED ({_FLAGGED}),
-unsettled AS MATERIALIZED (SELECT DISTINCT track_id, segment FROM flagged WHERE verdict = '?'),
-held AS (INSERT INTO import_flags SELECT * FROM flagged f
-         WHERE (f.track_id, f.segment) IN (SELECT track_id, segment FROM unsettled))
+unsettled AS MATERIALIZED (SELECT DISTINCT track_id FROM flagged WHERE verdict = '?'),
+held AS (INSERT INTO import_flags SELECT * FROM flagged f WHERE f.track_id IN (SELECT track_id FROM unsettled))
 {_INSERT_COLUMNS}
-FROM flagged f WHERE verdict = 'k'
-  AND NOT EXISTS (SELECT 1 FROM unsettled u WHERE u.track_id = f.track_id AND u.segment = f.segment)
+FROM flagged f WHERE verdict = 'k' AND NOT EXISTS (SELECT 1 FROM unsettled u WHERE u.track_id = f.track_id)
 """  # noqa: S608 (only module constants are formatted in)
 
 # The set-aside plays once the walk has settled them.
