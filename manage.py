@@ -9,5 +9,5 @@ if __name__ == "__main__":
 
     execute_from_command_line(sys.argv)
     # What is still alive now lives until the process ends: without this the garbage collector walks all of it
-    # again while the interpreter shuts down (0.2-0.3 s of every command on the 2-core benchmark machine).
+    # again while the interpreter shuts down (0.33-0.41 s after a 1M-record import_history, 0.04 s with it).
     gc.freeze()
