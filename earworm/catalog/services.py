@@ -6,7 +6,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 _Item = TypeVar("_Item", ArtistData, TrackData)
 
 UPSERT_BATCH_SIZE = 1000
+# A batch that lost an insert race to a concurrent transaction is written again (see `_lost_insert_race`).
+UPSERT_ATTEMPTS = 3
 CatalogRow = TypeVar("CatalogRow", Artist, Album, Track)
 # Column lengths: Spotify never sends longer names, but exports and local files can (SECURITY.md FZ-5).
 NAME_MAX = 1000
@@ -36,6 +38,12 @@ class UpsertResult:
     new_tracks: int = 0
     new_albums: int = 0
     new_artists: int = 0
+
+    def add(self, other: "UpsertResult") -> None:
+        self.track_ids.update(other.track_ids)
+        self.new_tracks += other.new_tracks
+        self.new_albums += other.new_albums
+        self.new_artists += other.new_artists
 
 
 def catalog_upsert(
@@ -55,12 +63,34 @@ def catalog_upsert(
     result = UpsertResult()
     iterator = iter(tracks)
     while batch := tuple(islice(iterator, batch_size)):
-        with transaction.atomic():
-            _upsert_batch(batch, metadata_fetched_at=metadata_fetched_at, result=result)
+        for attempt in range(1, UPSERT_ATTEMPTS + 1):
+            try:
+                with transaction.atomic():
+                    written = _upsert_batch(batch, metadata_fetched_at=metadata_fetched_at)
+                break
+            except IntegrityError as exc:
+                if attempt == UPSERT_ATTEMPTS or not _lost_insert_race(exc):
+                    raise
+                logger.info("Catalog upsert met a row another transaction inserted at the same time; retrying.")
+        result.add(written)
     return result
 
 
-def _upsert_batch(batch: Sequence[TrackData], *, metadata_fetched_at: datetime | None, result: UpsertResult) -> None:
+def _lost_insert_race(exc: IntegrityError) -> bool:
+    """Whether `exc` is PostgreSQL refusing a Spotify id that a concurrent transaction inserted meanwhile.
+
+    `ON CONFLICT (key)` arbitrates only the `key` index. When two transactions insert the same new row (two
+    syncs meeting the same new artist), both can pass the conflict check on `key` before either has written
+    it; the second then waits on the other unique index, `spotify_id`, and fails once the first commits. Its
+    retry sees the committed row and updates it. Since a row with a Spotify id has that id as its key, a
+    violation of that index is never a real clash between two different rows.
+    """
+    constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) or ""
+    return constraint.endswith("_unique_spotify_id")
+
+
+def _upsert_batch(batch: Sequence[TrackData], *, metadata_fetched_at: datetime | None) -> UpsertResult:
+    result = UpsertResult()
     tracks_by_key: dict[str, TrackData] = {track_key(track): track for track in batch}
     artists_by_key: dict[str, SimplifiedArtistData] = {}
     albums_by_key: dict[str, SimplifiedAlbumData] = {}
@@ -76,9 +106,9 @@ def _upsert_batch(batch: Sequence[TrackData], *, metadata_fetched_at: datetime |
             albums_by_key.setdefault(akey, track.album)
             album_key_of_track[key] = akey
 
-    result.new_artists += len(artists_by_key) - Artist.objects.filter(key__in=artists_by_key).count()
-    result.new_albums += len(albums_by_key) - Album.objects.filter(key__in=albums_by_key).count()
-    result.new_tracks += len(tracks_by_key) - Track.objects.filter(key__in=tracks_by_key).count()
+    result.new_artists = len(artists_by_key) - Artist.objects.filter(key__in=artists_by_key).count()
+    result.new_albums = len(albums_by_key) - Album.objects.filter(key__in=albums_by_key).count()
+    result.new_tracks = len(tracks_by_key) - Track.objects.filter(key__in=tracks_by_key).count()
 
     artist_ids = _upsert(
         Artist,
@@ -129,6 +159,7 @@ def _upsert_batch(batch: Sequence[TrackData], *, metadata_fetched_at: datetime |
     # Three columns a row: 10,000 rows stay well under psycopg's 65,535 parameters (SECURITY.md IN-6).
     TrackArtist.objects.bulk_create(links, batch_size=10_000)
     result.track_ids.update(track_ids)
+    return result
 
 
 def _album_row(key: str, album: SimplifiedAlbumData, metadata_fetched_at: datetime | None) -> Album:

@@ -261,7 +261,9 @@ WITH created AS (
            (SELECT al.id FROM catalog_album al WHERE al.key = t.album_key)
     FROM import_new_tracks t
     ORDER BY t.key {_BY_KEY}
-    ON CONFLICT (key) DO NOTHING
+    -- No conflict target: a sync inserting the same track at this moment may collide on `spotify_id` as
+    -- well as on `key` (catalog.services._lost_insert_race); the row it wrote is then the file's track.
+    ON CONFLICT DO NOTHING
     RETURNING id, key
 )
 INSERT INTO catalog_trackartist (track_id, artist_id, position)
