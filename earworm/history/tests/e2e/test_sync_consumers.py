@@ -80,10 +80,11 @@ def test_two_consumers_sync_every_account_once_per_cycle_never_concurrently(emul
         # Both consumers took work from the one queue, and no task failed: a failed task is retried and calls
         # Spotify again, which the counts below would show without the cause (a deadlock between two syncs'
         # catalog writes once; later two syncs inserting the same new artist, catalog.services.UPSERT_ATTEMPTS).
-        executed = Counter({log.name: log.read_text().count("Executing earworm.history.tasks.history_sync")
-                            for log in logs})  # fmt: skip
-        assert all(executed[log.name] > 0 for log in logs), executed
-        failed = [line for log in logs for line in log.read_text().splitlines() if "Unhandled exception" in line]
+        texts = {log.name: log.read_text() for log in logs}
+        executed = Counter({name: text.count("Executing earworm.history.tasks.history_sync")
+                            for name, text in texts.items()})  # fmt: skip
+        assert all(executed[name] > 0 for name in texts), executed
+        failed = [line for text in texts.values() for line in text.splitlines() if "Unhandled exception" in line]
         assert not failed, failed[:3]
         counters = control.counters()
         assert counters["overlaps_by_user"] == {}
